@@ -1,0 +1,17 @@
+"""timpush-modifier: applies modifications to Tencent Cloud IM scheduled push tasks.
+
+``handler.lambda_handler`` is the Lambda entry point. It is loaded on first access so that
+importing a submodule (the emulator uses ``handler.im.usersig``) does not pull in powertools.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    if name == "lambda_handler":
+        from handler.entry import lambda_handler
+
+        return lambda_handler
+    raise AttributeError(f"module 'handler' has no attribute {name!r}")

@@ -1,0 +1,136 @@
+"""Dead letters: the record of DESIGN, routed by error code or class to a sink.
+
+A code route beats a class route, which beats DEAD_LETTER. Writing is synchronous and raises
+DeadLetterError on failure, so the caller can keep the message (queue) or fail loudly (direct).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from handler.config import Settings
+from handler.outcome import Outcome
+
+KIND = "timpush.dead-letter"
+VERSION = 1
+
+
+class DeadLetterError(Exception):
+    """A dead letter could not be written; the message must not be acknowledged."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a message came from: ``kind`` is sqs, http, schedule or direct."""
+
+    kind: str
+    id: str | None = None
+    receive_count: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"kind": self.kind, "id": self.id}
+        if self.receive_count is not None:
+            doc["receive_count"] = self.receive_count
+        return doc
+
+
+def record(outcome: Outcome, source: Source, now: datetime | None = None) -> dict[str, Any]:
+    """The dead-letter document for a failed outcome; ``raw`` is the text exactly as received."""
+    failed_at = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "kind": KIND,
+        "version": VERSION,
+        "error": {
+            "code": outcome.code,
+            "info": outcome.info,
+            "class": str(outcome.error_class) if outcome.error_class else "unknown",
+            "origin": str(outcome.origin) if outcome.origin else "local",
+        },
+        "request": outcome.request,
+        "raw": outcome.raw,
+        "source": source.as_dict(),
+        "attempts": outcome.attempts,
+        "failed_at": failed_at,
+    }
+
+
+class Sink(Protocol):
+    name: str
+
+    def write(self, records: list[dict[str, Any]]) -> None: ...
+
+
+class FileSink:
+    """JSON Lines, appended and flushed per record; one lock per path for concurrent writers."""
+
+    _locks: dict[str, threading.Lock] = {}
+    _locks_guard = threading.Lock()
+
+    def __init__(self, path: str) -> None:
+        self.name = f"file:{path}"
+        self._path = path
+        with self._locks_guard:
+            self._lock = self._locks.setdefault(os.path.abspath(path), threading.Lock())
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        try:
+            with self._lock, open(self._path, "a", encoding="utf-8") as out:
+                for doc in records:
+                    out.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
+                    out.flush()
+        except OSError as exc:
+            raise DeadLetterError(f"{self.name}: {exc.strerror or exc}") from exc
+
+
+def open_sink(spec: str) -> Sink:
+    """A sink from its spec (``file:PATH`` or ``sqs:URL``)."""
+    scheme, _, target = spec.partition(":")
+    if scheme == "file":
+        return FileSink(target)
+    if scheme == "sqs":
+        from handler.deadletter_sqs import SqsSink  # boto3 only when an SQS sink is configured
+
+        return SqsSink(target)
+    raise ValueError(f"unknown dead-letter sink {spec!r}")
+
+
+class DeadLetters:
+    """The routes of one configuration, with sinks opened on first use."""
+
+    def __init__(self, default: str, routes: dict[str, str]) -> None:
+        self._default = default
+        self._routes = routes
+        self._sinks: dict[str, Sink] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeadLetters:
+        return cls(settings.dead_letter, dict(settings.dead_letter_routes))
+
+    def route(self, code: int, error_class: str) -> str:
+        """The sink spec for a failure: code route, then class route, then the default."""
+        return self._routes.get(str(code)) or self._routes.get(error_class) or self._default
+
+    def send(self, records: Iterable[dict[str, Any]]) -> list[str]:
+        """Write each record to its route; return the sink spec of each, in order."""
+        batches: dict[str, list[dict[str, Any]]] = {}
+        specs = []
+        for doc in records:
+            spec = self.route(doc["error"]["code"], doc["error"]["class"])
+            batches.setdefault(spec, []).append(doc)
+            specs.append(spec)
+        for spec, docs in batches.items():
+            self._sink(spec).write(docs)
+        return specs
+
+    def _sink(self, spec: str) -> Sink:
+        with self._lock:
+            if spec not in self._sinks:
+                self._sinks[spec] = open_sink(spec)
+            return self._sinks[spec]

@@ -1,0 +1,105 @@
+"""The one HTTP path to the IM REST API: a pooled Session, fixed timeouts, one response funnel.
+
+Every response or exception becomes an ImResult carrying an error code (the envelope's ErrorCode,
+or the project's negative codes for transport failures), so callers never handle exceptions.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from handler.im.codes import CONNECTION_FAILED, HTTP_STATUS, NOT_ENVELOPE, TIMED_OUT, Origin
+
+CONNECT_TIMEOUT = 3.05  # just over a TCP retransmit window
+READ_TIMEOUT = 10.0  # the API answers in well under a second; anything slower is a failure to retry
+MIN_READ_TIMEOUT = 0.5
+
+# One keep-alive pool per process, reused by warm invocations.
+SESSION = requests.Session()
+SESSION.headers.update({"Content-Type": "application/json", "User-Agent": "timpush-modifier/0.1"})
+
+_SIGNED_QUERY = re.compile(r"(usersig=)[^&\s'\"]+", re.IGNORECASE)
+
+
+def scrub(text: str, *secret_values: str) -> str:
+    """Remove signed-URL parameters and any given secret from text (requests puts the URL in errors)."""
+    text = _SIGNED_QUERY.sub(r"\1<redacted>", text)
+    for value in secret_values:
+        if value:
+            text = text.replace(value, "<redacted>")
+    return text
+
+
+@dataclass(frozen=True)
+class ImResult:
+    """What one call produced: ``code`` 0 on success."""
+
+    code: int
+    info: str
+    origin: Origin
+    http_status: int | None = None
+    body: dict[str, Any] | None = None
+    latency: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The query parameters that sign a request."""
+
+    sdkappid: int
+    identifier: str
+    usersig: str
+
+
+def call(
+    base: str, api: str, body: dict[str, Any], creds: Credentials, read_timeout: float = READ_TIMEOUT
+) -> ImResult:
+    """POST ``body`` to ``{base}/v4/timpush/{api}``; never raises for HTTP or network failures."""
+    params = {
+        "usersig": creds.usersig,
+        "identifier": creds.identifier,
+        "sdkappid": str(creds.sdkappid),
+        "random": str(secrets.randbelow(2**32)),  # fresh 32-bit unsigned per request
+        "contenttype": "json",
+    }
+    timeout = (CONNECT_TIMEOUT, max(MIN_READ_TIMEOUT, min(read_timeout, READ_TIMEOUT)))
+    started = time.perf_counter()
+    try:
+        response = SESSION.post(f"{base}/v4/timpush/{api}", params=params, json=body, timeout=timeout)
+    except requests.Timeout as exc:
+        return _failure(TIMED_OUT, exc, started, creds.usersig)
+    except requests.RequestException as exc:
+        return _failure(CONNECTION_FAILED, exc, started, creds.usersig)
+    return _funnel(response, time.perf_counter() - started)
+
+
+def _failure(code: int, exc: Exception, started: float, usersig: str) -> ImResult:
+    info = f"{type(exc).__name__}: {scrub(str(exc), usersig)}"
+    return ImResult(code, info[:500], Origin.TRANSPORT, latency=time.perf_counter() - started)
+
+
+def _funnel(response: requests.Response, latency: float) -> ImResult:
+    status = response.status_code
+    if status != 200:
+        return ImResult(HTTP_STATUS, f"HTTP {status}", Origin.TRANSPORT, status, latency=latency)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("ErrorCode"), int):
+        return ImResult(NOT_ENVELOPE, "response is not the IM JSON envelope", Origin.TRANSPORT, status,
+                        latency=latency)
+    code = body["ErrorCode"]
+    info = str(body.get("ErrorInfo", ""))
+    # ErrorInfo may say "sucess" or anything else on success: only ErrorCode decides (API.md §2.3).
+    return ImResult(code, info, Origin.REMOTE, status, body, latency)

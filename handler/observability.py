@@ -1,0 +1,63 @@
+"""Structured logs and EMF metrics (powertools), one log line per outcome.
+
+Logs go to stderr so that ``timpush invoke`` keeps stdout for the return value; on Lambda both
+streams land in CloudWatch Logs alike. Nothing here ever receives a key or a UserSig.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from handler.im.codes import ErrorClass
+from handler.outcome import Outcome
+
+SERVICE = "timpush-modifier"
+NAMESPACE = "TimpushModifier"  # POWERTOOLS_METRICS_NAMESPACE overrides
+
+logger = Logger(service=SERVICE, stream=sys.stderr)
+metrics = Metrics(namespace=NAMESPACE)
+
+# The final fate of a modification, as logged under "outcome".
+SUCCEEDED = "succeeded"
+RETRY = "retry"
+DEAD_LETTERED = "dead_lettered"
+ANSWERED = "answered"
+
+_METRIC_FOR = {SUCCEEDED: "ModificationsSucceeded", RETRY: "ModificationsRetried",
+               DEAD_LETTERED: "ModificationsDeadLettered", ANSWERED: "ModificationsAnswered"}
+
+
+def report(outcome: Outcome, fate: str, source: dict[str, Any], **extra: Any) -> None:
+    """Log one line for the outcome and count it; auth failures are logged loudly."""
+    fields = {
+        "task_id": outcome.task_id,
+        "task_type": outcome.task_type,
+        "outcome": fate,
+        "error_code": outcome.code,
+        "error_class": str(outcome.error_class) if outcome.error_class else None,
+        "origin": str(outcome.origin) if outcome.origin else None,
+        "error_info": outcome.info or None,
+        "attempts": outcome.attempts,
+        "latency_ms": outcome.latency_ms,
+        "source": source,
+        **extra,
+    }
+    if outcome.succeeded:
+        logger.info("modification succeeded", extra=fields)
+    elif outcome.error_class is ErrorClass.AUTH:
+        logger.error("modification failed: IM refused the admin credentials", extra=fields)
+    else:
+        logger.warning(f"modification {fate}", extra=fields)
+    _count(outcome, fate)
+
+
+def _count(outcome: Outcome, fate: str) -> None:
+    metrics.add_metric(name=_METRIC_FOR[fate], unit=MetricUnit.Count, value=1)
+    if outcome.error_class is not None and not outcome.succeeded:
+        metrics.add_metric(name=f"Failed_{outcome.error_class}", unit=MetricUnit.Count, value=1)
+    if outcome.attempts:
+        metrics.add_metric(name="UpstreamLatency", unit=MetricUnit.Milliseconds, value=outcome.latency_ms)

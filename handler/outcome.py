@@ -1,0 +1,47 @@
+"""The result of one modification, the only thing adapters see of the service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from handler.im.codes import ErrorClass, Origin
+
+
+class Status(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """``request`` is the modification as parsed (normalised when valid), None when it was not JSON."""
+
+    status: Status
+    raw: str
+    request: Any
+    code: int = 0
+    info: str = ""
+    error_class: ErrorClass | None = None
+    origin: Origin | None = None
+    attempts: int = 0
+    latency_ms: float = 0.0
+    errors: tuple[dict[str, str], ...] = ()  # field problems from local validation
+    http_status: int | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is Status.SUCCEEDED
+
+    @property
+    def retryable(self) -> bool:
+        return self.error_class is ErrorClass.RETRYABLE
+
+    @property
+    def task_id(self) -> Any:
+        return self.request.get("TaskID") if isinstance(self.request, dict) else None
+
+    @property
+    def task_type(self) -> Any:
+        return self.request.get("Type") if isinstance(self.request, dict) else None

@@ -1,0 +1,34 @@
+"""The composition root: settings, the modifier and the dead-letter routes, built once per process.
+
+Built on the first invocation rather than at import, so a bad environment fails that invocation
+with a message naming the variable, and importing the package stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from handler import config
+from handler.deadletter import DeadLetters
+from handler.secrets import provider_for
+from handler.service import Modifier
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: config.Settings
+    modifier: Modifier
+    dead_letters: DeadLetters
+
+
+@cache
+def runtime() -> Runtime:
+    settings = config.settings()
+    return Runtime(settings, Modifier(settings, provider_for(settings)), DeadLetters.from_settings(settings))
+
+
+def reset() -> None:
+    """Forget the process's configuration (tests, and `timpush` runs that change the environment)."""
+    runtime.cache_clear()
+    config.settings.cache_clear()

@@ -1,0 +1,41 @@
+"""Direct payloads: a schedule's ``input`` or ``aws lambda invoke`` with one or more modifications.
+
+Every failure is dead-lettered; if a dead letter cannot be written the invocation raises, so
+Lambda's own retry and on-failure destination keep the payload.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handler.deadletter import DeadLetterError, Source, record
+from handler.model import split_payload
+from handler.observability import DEAD_LETTERED, SUCCEEDED, logger, report
+from handler.outcome import Outcome
+from handler.runtime import Runtime
+
+
+def handle(payload: Any, source: Source, runtime: Runtime, deadline: float) -> dict[str, Any]:
+    outcomes = [runtime.modifier.apply(item, deadline) for item in split_payload(payload)]
+    failures = [o for o in outcomes if not o.succeeded]
+    records = [record(o, source) for o in failures]
+    try:
+        runtime.dead_letters.send(records)
+    except DeadLetterError:
+        logger.exception("dead letters could not be written; failing the invocation", extra={"records": records})
+        raise
+    for outcome in outcomes:
+        report(outcome, SUCCEEDED if outcome.succeeded else DEAD_LETTERED, source.as_dict())
+    return summary(outcomes)
+
+
+def summary(outcomes: list[Outcome]) -> dict[str, Any]:
+    return {
+        "succeeded": sum(o.succeeded for o in outcomes),
+        "dead_lettered": sum(not o.succeeded for o in outcomes),
+        "results": [
+            {"TaskID": o.task_id, "ErrorCode": o.code, "ErrorInfo": o.info,
+             "outcome": SUCCEEDED if o.succeeded else DEAD_LETTERED}
+            for o in outcomes
+        ],
+    }

@@ -1,0 +1,120 @@
+"""The ``timpush`` command: local tooling around the handler (not deployed)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    from handler import lambda_handler
+    from handler.config import ConfigError
+    from timpush.context import LocalContext
+
+    text = sys.stdin.read() if args.event == "-" else _read(args.event)
+    try:
+        event = json.loads(text)
+    except json.JSONDecodeError as exc:
+        print(f"timpush invoke: {args.event} is not JSON: {exc}", file=sys.stderr)
+        return 2
+    context = LocalContext(timeout_seconds=args.timeout)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # EMF metrics print to stdout; keep it for the result
+            result = lambda_handler(event, context)
+    except ConfigError as exc:
+        print(f"timpush invoke: configuration error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _usersig(args: argparse.Namespace) -> int:
+    from handler.im.usersig import generate
+
+    key = os.environ.get("IM_SECRET_KEY") or ("" if sys.stdin.isatty() else sys.stdin.readline().strip())
+    sdkappid = args.sdkappid or os.environ.get("IM_SDKAPPID")
+    if not key or not sdkappid:
+        print("timpush usersig: set IM_SECRET_KEY (or pipe the key on stdin) and IM_SDKAPPID (or --sdkappid)",
+              file=sys.stderr)
+        return 2
+    identifier = args.identifier or os.environ.get("IM_ADMIN") or "administrator"
+    print(generate(int(sdkappid), key, identifier, args.expire))
+    return 0
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from timpush.emulator.cli import run
+
+    return run(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from timpush.demo import run
+
+    return run(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="timpush", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    invoke = sub.add_parser("invoke", help="run handler.lambda_handler on an event file (or - for stdin)")
+    invoke.add_argument("event")
+    invoke.add_argument("--timeout", type=float, default=60.0, help="the stand-in context's timeout, seconds")
+    invoke.set_defaults(func=_invoke)
+
+    usersig = sub.add_parser("usersig", help="print an admin UserSig (key from IM_SECRET_KEY or stdin)")
+    usersig.add_argument("--sdkappid", type=int)
+    usersig.add_argument("--identifier", help="default IM_ADMIN or administrator")
+    usersig.add_argument("--expire", type=int, default=86400, help="validity in seconds (default one day)")
+    usersig.set_defaults(func=_usersig)
+
+    emulator = sub.add_parser("emulator", help="serve the local IM emulator")
+    _add_emulator_arguments(emulator)
+    emulator.set_defaults(func=_emulator)
+
+    demo = sub.add_parser("demo", help="run the whole flow locally: emulator, handler, dead letters")
+    demo.add_argument("--dead-letters", default="demo-dead-letters.jsonl", help="file the demo dead-letters to")
+    demo.set_defaults(func=_demo)
+
+    for name, loader in _PLUGINS.items():
+        plugin = sub.add_parser(name, help=loader.__doc__)
+        loader(plugin)
+    return parser
+
+
+def _add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
+    from timpush.emulator.cli import add_arguments
+
+    add_arguments(parser)
+
+
+def _bundle(parser: argparse.ArgumentParser) -> None:
+    """build the Lambda artifact (cp312 wheels, precompiled .pyc, deterministic zip)"""
+    from timpush import bundle
+
+    bundle.add_arguments(parser)
+    parser.set_defaults(func=bundle.run)
+
+
+_PLUGINS: dict[str, Callable[[argparse.ArgumentParser], None]] = {"bundle": _bundle}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args: Any = _parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
