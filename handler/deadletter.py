@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -19,6 +19,7 @@ from handler.outcome import Outcome
 
 KIND = "timpush.dead-letter"
 VERSION = 1
+REDRIVES_ATTRIBUTE = "Redrives"  # SQS message attribute: how many times this body was redriven
 
 
 class DeadLetterError(Exception):
@@ -40,10 +41,16 @@ class Source:
         return doc
 
 
-def record(outcome: Outcome, source: Source, now: datetime | None = None) -> dict[str, Any]:
-    """The dead-letter document for a failed outcome; ``raw`` is the text exactly as received."""
+def record(
+    outcome: Outcome, source: Source, now: datetime | None = None, redrives: int = 0
+) -> dict[str, Any]:
+    """The dead-letter document for a failed outcome; ``raw`` is the text exactly as received.
+
+    ``redrives`` is how many times the body was sent back to the work queue before this failure
+    (``redrive_count`` of the message); written only when positive, so a first failure has no key.
+    """
     failed_at = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
+    doc: dict[str, Any] = {
         "kind": KIND,
         "version": VERSION,
         "error": {
@@ -58,6 +65,42 @@ def record(outcome: Outcome, source: Source, now: datetime | None = None) -> dic
         "attempts": outcome.attempts,
         "failed_at": failed_at,
     }
+    if redrives > 0:
+        doc["redrives"] = redrives
+    return doc
+
+
+def redrive_count(message_attributes: Mapping[str, Any] | None) -> int:
+    """The ``Redrives`` attribute of an SQS message, 0 when absent or unreadable.
+
+    Takes both shapes: a Lambda event record (``stringValue``) and a boto3 ``receive_message``
+    answer (``StringValue``).
+    """
+    attribute = (message_attributes or {}).get(REDRIVES_ATTRIBUTE)
+    if not isinstance(attribute, Mapping):
+        return 0
+    value = attribute.get("stringValue", attribute.get("StringValue"))
+    try:
+        return max(int(str(value)), 0)
+    except ValueError:
+        return 0
+
+
+def redrives_of(doc: Mapping[str, Any]) -> int:
+    """The ``redrives`` of a dead-letter record (absent = 0)."""
+    value = doc.get("redrives", 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def is_record(doc: object) -> bool:
+    """True for a dead-letter document this version can redrive (an object with ``raw`` and ``error``)."""
+    return (
+        isinstance(doc, dict)
+        and doc.get("kind") == KIND
+        and isinstance(doc.get("raw"), str)
+        and isinstance(doc.get("error"), dict)
+        and isinstance(doc["error"].get("code"), int)
+    )
 
 
 class Sink(Protocol):
@@ -75,8 +118,13 @@ class FileSink:
     def __init__(self, path: str) -> None:
         self.name = f"file:{path}"
         self._path = path
-        with self._locks_guard:
-            self._lock = self._locks.setdefault(os.path.abspath(path), threading.Lock())
+        self._lock = self.lock_for(path)
+
+    @classmethod
+    def lock_for(cls, path: str) -> threading.Lock:
+        """The lock every writer of ``path`` in this process holds (redrive takes it to rewrite the file)."""
+        with cls._locks_guard:
+            return cls._locks.setdefault(os.path.abspath(path), threading.Lock())
 
     def write(self, records: list[dict[str, Any]]) -> None:
         try:
@@ -116,6 +164,10 @@ class DeadLetters:
     def route(self, code: int, error_class: str) -> str:
         """The sink spec for a failure: code route, then class route, then the default."""
         return self._routes.get(str(code)) or self._routes.get(error_class) or self._default
+
+    def class_route(self, error_class: str) -> str:
+        """The sink a class goes to when no code route applies (the maintenance job's queue)."""
+        return self._routes.get(error_class) or self._default
 
     def send(self, records: Iterable[dict[str, Any]]) -> list[str]:
         """Write each record to its route; return the sink spec of each, in order."""

@@ -1,4 +1,8 @@
-"""``lambda_handler``: recognises each event by its shape and hands it to its adapter."""
+"""``lambda_handler``: recognises each event by its shape and hands it to its adapter.
+
+Routing comes first: powertools' batch processor would take any dict without ``Records`` for an
+empty batch and report success, silently dropping a direct payload.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handler.deadletter import Source
 from handler.observability import logger, metrics
-from handler.runtime import runtime
-from handler.sources import direct
+from handler.runtime import Runtime, runtime
 
 DEADLINE_MARGIN = 2.0  # seconds kept back to report, dead-letter and return before Lambda's timeout
 DEFAULT_BUDGET = 60.0  # when the context cannot say (local runs)
@@ -23,9 +26,33 @@ def deadline(context: Any) -> float:
     return time.monotonic() + max(budget - DEADLINE_MARGIN, 0.0)
 
 
+def is_sqs(event: Any) -> bool:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return bool(records) and isinstance(records, list) and isinstance(records[0], dict) and (
+        records[0].get("eventSource") == "aws:sqs")
+
+
+def route(event: Any, context: Any, rt: Runtime, until: float) -> Any:
+    """Hand the event to the adapter its shape names; anything else is a direct payload."""
+    from handler.sources import http, schedule
+
+    if is_sqs(event):
+        from handler.sources import sqs
+
+        return sqs.handle(event, context, rt, until)
+    kind = http.kind_of(event)
+    if kind:
+        return http.handle(event, context, rt, until, kind)
+    if schedule.is_scheduled_event(event):
+        return schedule.handle(event, rt, until)
+    from handler.sources import direct
+
+    request_id = getattr(context, "aws_request_id", None)
+    logger.set_correlation_id(request_id)
+    return direct.handle(event, Source("direct", request_id), rt, until)
+
+
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: Any, context: LambdaContext) -> Any:
-    request_id = getattr(context, "aws_request_id", None)
-    logger.set_correlation_id(request_id)
-    return direct.handle(event, Source("direct", request_id), runtime(), deadline(context))
+    return route(event, context, runtime(), deadline(context))

@@ -25,7 +25,6 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
@@ -47,8 +46,17 @@ _ISO_FORM = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:[.,][0-9]+)?)?"
     r"(Z|([+-])([0-9]{2}):?([0-9]{2}))?"
 )
-_DIGITS = re.compile(r"[0-9]{1,30}")
+_DIGITS = re.compile(r"[0-9]+")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,59}")
 _PASSED = "sched_time_passed"
+
+
+class _NotJson:
+    def __repr__(self) -> str:
+        return "NOT_JSON"
+
+
+NOT_JSON: Final = _NotJson()  # Item.parsed when the text was not JSON
 
 
 class LocalRefusal(Exception):
@@ -117,8 +125,10 @@ def _offset(iso: re.Match[str]) -> timezone:
     sign, hours, minutes = iso.group(8, 9, 10)
     if sign is None:
         return UTC  # "Z", or naive: the API's own zone
+    if int(hours) > 23 or int(minutes) > 59:
+        raise _bad_time(iso.string, "the UTC offset is out of range")
     delta = timedelta(hours=int(hours), minutes=int(minutes))
-    return timezone(-delta if sign == "-" else delta) if delta < timedelta(hours=24) else UTC
+    return timezone(-delta if sign == "-" else delta)
 
 
 def _build(text: str, parts: list[int], tz: timezone) -> datetime:
@@ -126,10 +136,13 @@ def _build(text: str, parts: list[int], tz: timezone) -> datetime:
         year, month, day, hour, minute, second = parts
         return datetime(year, month, day, hour, minute, second, tzinfo=tz).astimezone(UTC)
     except (ValueError, OverflowError) as exc:
-        raise PydanticCustomError(
-            "sched_at_value", "{got} is not a valid date and time ({why})",
-            {"got": _show(text), "why": str(exc)},
-        ) from exc
+        raise _bad_time(text, str(exc)) from exc
+
+
+def _bad_time(text: str, why: str) -> PydanticCustomError:
+    return PydanticCustomError(
+        "sched_at_value", "{got} is not a valid date and time ({why})", {"got": _show(text), "why": why}
+    )
 
 
 # --- the modification ----------------------------------------------------------------------------
@@ -138,6 +151,9 @@ def _build(text: str, parts: list[int], tz: timezone) -> datetime:
 def _task_id(value: object) -> object:
     """A digit string becomes an int; anything else that is not a plain int is refused by name."""
     if isinstance(value, str) and _DIGITS.fullmatch(value):
+        if len(value.lstrip("0")) > len(str(TASK_ID_MAX)):
+            raise PydanticCustomError("task_id_range", "must be at most {max}, got {got}",
+                                      {"max": TASK_ID_MAX, "got": _show(value)})
         return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise PydanticCustomError(
@@ -228,28 +244,6 @@ class _Condition(BaseModel):
     AttrsAnd: _Attrs = {}
     AttrsOr: _Attrs = {}
 
-    @model_validator(mode="after")
-    def _combination(self) -> _Condition:
-        problems = _condition_problems(self.model_fields_set, self.TagsOr, self.TagsAnd)
-        if problems:
-            raise PydanticCustomError("condition_rules", "; ".join(problems))
-        return self
-
-
-def _condition_problems(present: set[str], tags_or: list[str], tags_and: list[str]) -> list[str]:
-    tags = [k for k in _TAG_KEYS if k in present]
-    attrs = [k for k in _ATTR_KEYS if k in present]
-    problems = []
-    if not present:
-        problems.append(f"needs at least one of {_CONDITION_FIELDS} (an empty one would push to everyone)")
-    if tags and attrs:
-        problems.append(f"tag conditions ({', '.join(tags)}) and attribute conditions ({', '.join(attrs)}) "
-                        "cannot be combined")
-    both = sorted(set(tags_or) & set(tags_and))
-    if both:
-        problems.append(f"tag {_show(both[0])} is in both TagsOr and TagsAnd")
-    return problems
-
 
 class _OfflinePushInfo(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
@@ -275,8 +269,8 @@ class _Content(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
     To_Account: Annotated[list[_Account], Field(min_length=1, max_length=TO_ACCOUNT_MAX)] = []
-    Condition: _Condition = Field(default_factory=_Condition)
-    OfflinePushInfo: _OfflinePushInfo = Field(default_factory=_OfflinePushInfo)
+    Condition: _Condition | None = None  # null is refused by the validators below
+    OfflinePushInfo: _OfflinePushInfo | None = None
     From_Account: str = ""
     MsgRandom: Annotated[int, Field(ge=0, le=MSG_RANDOM_MAX)] = 0
 
@@ -290,7 +284,40 @@ class _Content(BaseModel):
     @classmethod
     def _condition_for_tag(cls, value: object, info: ValidationInfo) -> object:
         _only_for("Tag", info)
-        return value
+        return _not_null(value)
+
+    @field_validator("OfflinePushInfo", mode="before")
+    @classmethod
+    def _push_info_not_null(cls, value: object) -> object:
+        return _not_null(value)
+
+
+def _not_null(value: object) -> object:
+    if value is None:
+        raise PydanticCustomError("null_object", "expected an object, got null")
+    return value
+
+
+def _condition_rules(content: dict[Any, Any], kind: str | None) -> list[_Problem]:
+    """The rules across Condition's keys (API.md §1.9: 90039, 90022), each a problem of its own."""
+    cond = content.get("Condition")
+    if not isinstance(cond, dict) or kind not in (None, "Tag"):
+        return []
+    tags, attrs = [k for k in _TAG_KEYS if k in cond], [k for k in _ATTR_KEYS if k in cond]
+    messages = []
+    if not cond:
+        messages.append(f"needs at least one of {_CONDITION_FIELDS} (an empty one would push to everyone)")
+    if tags and attrs:
+        messages.append(f"tag conditions ({', '.join(tags)}) and attribute conditions ({', '.join(attrs)}) "
+                        "cannot be combined")
+    both = sorted(_strings(cond.get("TagsOr")) & _strings(cond.get("TagsAnd")))
+    if both:
+        messages.append(f"tag {_show(both[0])} is in both TagsOr and TagsAnd")
+    return [("Content.Condition", message, LOCAL_INVALID) for message in messages]
+
+
+def _strings(value: object) -> set[str]:
+    return {v for v in value if isinstance(v, str)} if isinstance(value, list) else set()
 
 
 # --- validate ------------------------------------------------------------------------------------
@@ -305,16 +332,20 @@ def validate(obj: object, *, sdkappid: int | None, now: datetime) -> Modificatio
 
     ``sdkappid`` None means not known yet: the Sdkappid equality check is then left to the caller.
     """
+    if obj is NOT_JSON:
+        raise LocalRefusal.single("modification", "the payload is not JSON")
     if not isinstance(obj, dict):
         raise LocalRefusal.single("modification", f"expected a JSON object, got {_kind(obj)}")
     if set(obj) == {"modifications"}:
         got = _show(obj["modifications"])
         raise LocalRefusal.single("modifications", f"expected a non-empty array of modifications, got {got}")
-    context = {"now": now, "sdkappid": sdkappid, "type": obj.get("Type") if _known_type(obj) else None}
+    kind = obj["Type"] if _known_type(obj) else None
+    context: dict[str, Any] = {"now": now, "sdkappid": sdkappid, "type": kind}
     problems, result = _check(Modification, obj, context, ())
     content = obj.get("Content")
     if isinstance(content, dict):
         problems += _check(_Content, content, context, ("Content",))[0]
+        problems += _condition_rules(content, kind)
     if obj.get("SchedAt") is None and obj.get("Content") is None:
         problems.append(("modification", "needs SchedAt or Content (nothing to modify)", LOCAL_INVALID))
     if problems or not isinstance(result, Modification):
@@ -346,9 +377,15 @@ def _problem(err: ErrorDetails, prefix: tuple[str, ...]) -> _Problem:
 
 
 def _path(loc: tuple[str | int, ...]) -> str:
+    """``Content.To_Account[3]``; a key that is not a plain name is quoted and capped: ``["a b"]``."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _NAME.fullmatch(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{json.dumps(_cap(part), ensure_ascii=False)}]"
     return out
 
 
@@ -376,7 +413,7 @@ def _bound_message(kind: str, ctx: dict[str, Any], got: str) -> str | None:
         "greater_than_equal": f"must be at least {ctx.get('ge')}, got {got}",
         "less_than_equal": f"must be at most {ctx.get('le')}, got {got}",
         "string_too_short": "must not be empty",
-        "too_short": f"must not be empty, got {got}" if ctx.get("min_length") == 1
+        "too_short": "must not be empty" if ctx.get("min_length") == 1
         else f"needs at least {ctx.get('min_length')} entries, got {ctx.get('actual_length')}",
         "too_long": f"has {ctx.get('actual_length')} entries, at most {ctx.get('max_length')} allowed",
     }
@@ -388,14 +425,6 @@ def _first_lower(text: str) -> str:
 
 
 # --- payload splitting ---------------------------------------------------------------------------
-
-
-class _NotJson:
-    def __repr__(self) -> str:
-        return "NOT_JSON"
-
-
-NOT_JSON: Final = _NotJson()
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ class Outcome:
     latency_ms: float = 0.0
     errors: tuple[dict[str, str], ...] = ()  # field problems from local validation
     http_status: int | None = None
+    secret_missing: bool = False  # -5 because the secret does not exist: a configuration error, not an outage
 
     @property
     def succeeded(self) -> bool:

@@ -1,28 +1,184 @@
 """Where the app key comes from: the environment (laptops) or a secret store (IM_SECRET_SOURCE).
 
 The service asks for an Identity and, after an auth answer, asks again with ``force=True`` so a
-rotated key is picked up within the invocation.
+rotated key is picked up within the invocation. A store that cannot answer raises SecretUnavailable
+(code -5, retryable); a secret of the wrong shape, or one that disagrees with the environment, is a
+ConfigError. No message ever holds the secret's value.
+
+``provider_for`` imports the one cloud SDK the source names; importing this module imports none.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from handler.config import ConfigError, Settings
 from handler.im.codes import SECRET_UNAVAILABLE
 from handler.im.usersig import Identity
+from handler.secret_sources import Fetch, FetchFailed
 
 DEFAULT_ADMIN = "administrator"
+ADMIN_MAX_LENGTH = 32
+SOURCE_VAR = "IM_SECRET_SOURCE"
+AWS_SECRETS_MANAGER, AWS_SSM, TENCENT_SSM = "aws-secretsmanager", "aws-ssm", "tencent-ssm"
+SOURCE_FORMS = f"{AWS_SECRETS_MANAGER}:NAME, {AWS_SSM}:NAME or {TENCENT_SSM}:REGION/NAME[@VERSION]"
+JSON_SHAPE = '{"SDKAppID": 1400000000, "Key": "...", "Admin": "administrator"}'
+
+# Tencent SSM: region like ap-guangzhou; name of letters, digits, - and _ (128 max); version id (64 max).
+_TENCENT_PATH = re.compile(
+    r"(?P<region>[a-z]{2,}(?:-[a-z0-9]+)+)/(?P<name>[A-Za-z0-9][A-Za-z0-9_-]{0,127})"
+    r"(?:@(?P<version>[A-Za-z0-9._-]{1,64}))?"
+)
+
+logger = logging.getLogger(__name__)
 
 
 class SecretUnavailable(Exception):
-    """The secret could not be fetched (denied, missing, endpoint down): code -5, class retryable."""
+    """The secret could not be fetched (denied, missing, endpoint down): code -5, class retryable.
+
+    ``missing`` tells a secret that does not exist (a configuration error: HTTP 500) from a store
+    that did not answer (HTTP 503). ``error_code`` is the store's own code, e.g. ResourceNotFound.
+    """
 
     code = SECRET_UNAVAILABLE
+
+    def __init__(self, message: str, *, source: str = "", name: str = "", error_code: str = "",
+                 missing: bool = False) -> None:
+        super().__init__(message)
+        self.source = source
+        self.name = name
+        self.error_code = error_code
+        self.missing = missing
+
+    @classmethod
+    def from_failure(cls, source: SecretSource, failure: FetchFailed) -> SecretUnavailable:
+        what = "not found" if failure.missing else "could not be fetched"
+        message = f"secret {source} {what}: {failure.code}"  # the source names the secret
+        if failure.detail:
+            message += f" ({failure.detail})"
+        return cls(message, source=str(source), name=source.name, error_code=failure.code,
+                   missing=failure.missing)
 
 
 class IdentityProvider(Protocol):
     def get(self, force: bool = False) -> Identity: ...
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """IM_SECRET_SOURCE, parsed: the store, the secret's name, and for Tencent its region and version."""
+
+    kind: str
+    name: str
+    region: str = ""
+    version: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == TENCENT_SSM:
+            return f"{self.kind}:{self.region}/{self.name}" + (f"@{self.version}" if self.version else "")
+        return f"{self.kind}:{self.name}"
+
+
+def parse_source(text: str) -> SecretSource:
+    """Parse IM_SECRET_SOURCE; anything else than the three forms is a ConfigError naming the variable."""
+    kind, colon, rest = text.strip().partition(":")
+    if not colon or not rest:
+        raise _bad_source(text, "")
+    if kind in (AWS_SECRETS_MANAGER, AWS_SSM):
+        if any(char.isspace() for char in rest):
+            raise _bad_source(text, "a name holds no spaces")
+        return SecretSource(kind, rest)  # a name or an ARN (ARNs hold colons)
+    if kind == TENCENT_SSM:
+        match = _TENCENT_PATH.fullmatch(rest)
+        if match is None:
+            raise _bad_source(text, "e.g. tencent-ssm:ap-guangzhou/im-app-key or ...@v2")
+        return SecretSource(kind, match["name"], match["region"], match["version"])
+    raise _bad_source(text, f"unknown store {kind!r}")
+
+
+def _bad_source(text: str, hint: str) -> ConfigError:
+    return ConfigError(f"{SOURCE_VAR}: expected {SOURCE_FORMS}, got {text[:200]!r}" + (f"; {hint}" if hint else ""))
+
+
+@dataclass(frozen=True)
+class SecretValue:
+    """What a secret holds; the key stays out of repr."""
+
+    key: str = field(repr=False)
+    sdkappid: int | None = None
+    admin: str | None = None
+    is_json: bool = False
+
+
+def parse_value(raw: str | bytes, where: str) -> SecretValue:
+    """A bare key, or JSON ``{"SDKAppID", "Key", "Admin"}``; ``where`` names the secret in errors."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{where}: the value is binary, not UTF-8 text") from None
+    text = raw.strip()
+    if not text.startswith(("{", "[")):
+        if any(char.isspace() for char in text):
+            raise ConfigError(f"{where}: the value is neither JSON {JSON_SHAPE} nor a bare key (one word)")
+        return SecretValue(key=text)
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        raise ConfigError(f"{where}: the value looks like JSON but is not valid JSON; "
+                          f"expected {JSON_SHAPE}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where}: the value is not a JSON object")
+    return _from_json(doc, where)
+
+
+def _from_json(doc: dict[str, object], where: str) -> SecretValue:
+    key, sdkappid, admin = doc.get("Key"), doc.get("SDKAppID"), doc.get("Admin")
+    if key is not None and not isinstance(key, str):
+        raise ConfigError(f'{where}: "Key" must be a string')
+    if isinstance(sdkappid, str) and sdkappid.strip().isdigit():
+        sdkappid = int(sdkappid)
+    if sdkappid is not None and (not isinstance(sdkappid, int) or isinstance(sdkappid, bool) or sdkappid <= 0):
+        raise ConfigError(f'{where}: "SDKAppID" must be a positive integer')
+    if admin is not None and (not isinstance(admin, str) or not 0 < len(admin) <= ADMIN_MAX_LENGTH):
+        raise ConfigError(f'{where}: "Admin" must be a string of 1 to {ADMIN_MAX_LENGTH} characters')
+    return SecretValue(key=(key or "").strip(), sdkappid=sdkappid, admin=admin, is_json=True)
+
+
+def resolve(settings: Settings, value: SecretValue, where: str) -> Identity:
+    """Merge the secret with IM_SDKAPPID / IM_ADMIN: each may come from either, and both must agree."""
+    problems = _missing(settings, value, where) + _disagreements(settings, value, where)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    sdkappid = settings.sdkappid or value.sdkappid
+    assert sdkappid is not None  # noqa: S101  (_missing reported its absence)
+    return Identity(sdkappid=sdkappid, admin=settings.admin or value.admin or DEFAULT_ADMIN, key=value.key)
+
+
+def _missing(settings: Settings, value: SecretValue, where: str) -> list[str]:
+    problems = []
+    if not value.key:
+        looked = '"Key" in its JSON' if value.is_json else "its value, which is empty"
+        problems.append(f"Key missing: looked in {where} ({looked})")
+    if settings.sdkappid is None and value.sdkappid is None:
+        looked = 'no "SDKAppID" in its JSON' if value.is_json else "a bare key, which carries no SDKAppID"
+        problems.append(f"SDKAppID missing: looked in IM_SDKAPPID (unset) and in {where} ({looked})")
+    return problems
+
+
+def _disagreements(settings: Settings, value: SecretValue, where: str) -> list[str]:
+    problems = []
+    if settings.sdkappid is not None and value.sdkappid is not None and settings.sdkappid != value.sdkappid:
+        problems.append(f'IM_SDKAPPID ({settings.sdkappid}) and "SDKAppID" in {where} ({value.sdkappid}) disagree')
+    if settings.admin is not None and value.admin is not None and settings.admin != value.admin:
+        problems.append(f'IM_ADMIN ({settings.admin!r}) and "Admin" in {where} ({value.admin!r}) disagree')
+    return problems
 
 
 class EnvIdentity:
@@ -42,8 +198,55 @@ class EnvIdentity:
         return self._identity
 
 
-def provider_for(settings: Settings) -> IdentityProvider:
-    """The identity source the settings name."""
+class StoredIdentity:
+    """The key from a secret store, through the store's cache (IM_SECRET_MAX_AGE); ``force`` re-fetches."""
+
+    def __init__(self, settings: Settings, source: SecretSource, fetch: Fetch) -> None:
+        self._settings = settings
+        self._source = source
+        self._fetch = fetch
+        self._where = f"secret {source}"
+        self._last: Identity | None = None
+
+    @property
+    def source(self) -> SecretSource:
+        return self._source
+
+    def get(self, force: bool = False) -> Identity:
+        try:
+            raw = self._fetch(force)
+        except FetchFailed as failure:
+            raise SecretUnavailable.from_failure(self._source, failure) from None
+        identity = resolve(self._settings, parse_value(raw, self._where), self._where)
+        if force:
+            logger.info("secret re-fetched", extra={"secret_source": str(self._source),
+                                                    "rotated": self._last is not None and identity != self._last})
+        self._last = identity
+        return identity
+
+
+def provider_for(settings: Settings, environ: Mapping[str, str] | None = None) -> IdentityProvider:
+    """The identity source the settings name.
+
+    ``environ`` (default ``os.environ``) holds Tencent's SCF credentials; boto3 reads its own.
+    """
     if settings.secret_source is None:
         return EnvIdentity(settings)
-    raise ConfigError(f"IM_SECRET_SOURCE: {settings.secret_source.split(':', 1)[0]!r} is not supported yet")
+    if settings.secret_key is not None:
+        raise ConfigError("IM_SECRET_KEY and IM_SECRET_SOURCE: set one of them, not both")
+    source = parse_source(settings.secret_source)
+    return StoredIdentity(settings, source, _fetch_for(source, settings, os.environ if environ is None else environ))
+
+
+def _fetch_for(source: SecretSource, settings: Settings, environ: Mapping[str, str]) -> Fetch:
+    """Import the one SDK the source needs, here and not at module level (cold start)."""
+    if source.kind == TENCENT_SSM:
+        from handler.secret_sources import tencent_ssm
+
+        name = f"{source.name}@{source.version}" if source.version else source.name
+        return tencent_ssm.fetch_for(source.region, name, settings.secret_max_age,
+                                     settings.tencent_ssm_endpoint, environ)
+    from handler.secret_sources import aws
+
+    make = aws.secrets_manager if source.kind == AWS_SECRETS_MANAGER else aws.parameter_store
+    return make(source.name, settings.secret_max_age, str(source))

@@ -68,7 +68,7 @@ class Modifier:
         try:
             identity = self._identities.get()
         except SecretUnavailable as exc:
-            return _local_failure(item, modification.summary(), codes.SECRET_UNAVAILABLE, str(exc))
+            return _secret_failure(item, modification.summary(), exc)
         if modification.Sdkappid not in (None, identity.sdkappid):
             return self._mismatch(item, request, identity)
         return self._send(item, modification, _Attempt(identity), deadline)
@@ -141,8 +141,10 @@ def _refused(item: Item, request: Any, refusal: LocalRefusal) -> Outcome:
     )
 
 
-def _local_failure(item: Item, request: dict[str, Any], code: int, info: str) -> Outcome:
-    return Outcome(Status.FAILED, item.raw, request, code, info, classify(code), Origin.LOCAL)
+def _secret_failure(item: Item, request: dict[str, Any], exc: SecretUnavailable) -> Outcome:
+    code = codes.SECRET_UNAVAILABLE
+    return Outcome(Status.FAILED, item.raw, request, code, str(exc), classify(code), Origin.LOCAL,
+                   secret_missing=bool(getattr(exc, "missing", False)))
 
 
 def _outcome(item: Item, mod: Modification, result: client.ImResult, error_class: ErrorClass | None,

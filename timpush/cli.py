@@ -107,7 +107,15 @@ def _bundle(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=bundle.run)
 
 
-_PLUGINS: dict[str, Callable[[argparse.ArgumentParser], None]] = {"bundle": _bundle}
+def _redrive(parser: argparse.ArgumentParser) -> None:
+    """move dead letters (file:PATH or sqs:URL) back to the work queue or apply them now (direct)"""
+    from timpush import redrive
+
+    redrive.add_arguments(parser)
+    parser.set_defaults(func=redrive.run)
+
+
+_PLUGINS: dict[str, Callable[[argparse.ArgumentParser], None]] = {"bundle": _bundle, "redrive": _redrive}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

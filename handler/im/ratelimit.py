@@ -41,9 +41,9 @@ class RateLimiter:
         self._blocked_until = 0.0
 
     def acquire(self, deadline: float = math.inf) -> float:
-        """Wait for a slot; return the seconds waited. Raise NoSlot if it would come after ``deadline``."""
+        """Wait for a send slot and return its time on the clock. Raise NoSlot if it comes after ``deadline``."""
         if not self._burst:
-            return 0.0
+            return self._clock()
         with self._lock:
             now = self._clock()
             slot = self._next_slot(now)
@@ -53,7 +53,7 @@ class RateLimiter:
         wait = slot - now
         if wait > 0:
             self._sleep(wait)
-        return max(wait, 0.0)
+        return slot
 
     def back_off(self, seconds: float) -> None:
         """The server said "too many requests": hold every sender for ``seconds``."""

@@ -1,0 +1,130 @@
+"""HTTP: ``PATCH /sched-tasks/{taskId}`` through powertools' resolvers (HTTP API v2, REST v1, function URLs).
+
+The answer is the IM envelope with a status from one mapping; failures are answered, never
+dead-lettered: the caller owns its retry. Auth and configuration details stay in the logs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import (
+    APIGatewayHttpResolver,
+    APIGatewayRestResolver,
+    LambdaFunctionUrlResolver,
+    Response,
+)
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+
+from handler.im import codes
+from handler.im.codes import ErrorClass
+from handler.model import Item
+from handler.observability import ANSWERED, SUCCEEDED, logger, report
+from handler.outcome import Outcome
+from handler.runtime import Runtime
+
+ROUTE = "/sched-tasks/<taskId>"
+RETRY_AFTER_SECONDS = "1"
+_CLASS_STATUS = {ErrorClass.INVALID: 400, ErrorClass.AUTH: 500, ErrorClass.UNKNOWN: 502,
+                 ErrorClass.RETRYABLE: 502}
+_CODE_STATUS = {90106: 409, 90107: 409, 90110: 422, codes.TIMED_OUT: 504, codes.SECRET_UNAVAILABLE: 503}
+_CODE_STATUS.update(dict.fromkeys(codes.RATE_LIMIT_CODES, 429))
+HIDDEN = "internal error: see the function's logs"
+
+
+def status_for(outcome: Outcome) -> int:
+    """The HTTP status of DESIGN for an outcome: code first, then class."""
+    if outcome.succeeded:
+        return 200
+    if outcome.secret_missing:
+        return 500
+    if outcome.code in _CODE_STATUS:
+        return _CODE_STATUS[outcome.code]
+    return _CLASS_STATUS.get(outcome.error_class or ErrorClass.UNKNOWN, 502)
+
+
+def envelope(status: int, task_id: int | None, code: int, info: str, errors: Any = None) -> Response[str]:
+    doc: dict[str, Any] = {"ActionStatus": "OK" if status == 200 else "FAIL", "ErrorCode": code,
+                           "ErrorInfo": info, "TaskID": task_id}
+    if errors:
+        doc["errors"] = list(errors)
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 429 else None
+    return Response(status, "application/json", json.dumps(doc, ensure_ascii=False), headers)
+
+
+def _modify(app: ApiGatewayResolver, task_id: str) -> Response[str]:
+    if not task_id.isdigit() or int(task_id) <= 0:
+        return envelope(400, None, codes.INVALID_PARAMETERS, "taskId: the path must hold a positive integer",
+                        [{"field": "taskId", "message": "must be a positive integer"}])
+    tid = int(task_id)
+    raw = app.current_event.decoded_body or ""
+    parsed, problem = _body(raw, tid)
+    if problem:
+        return envelope(400, tid, codes.INVALID_PARAMETERS, problem["message"], [problem])
+    runtime: Runtime = app.context["runtime"]
+    outcome = runtime.modifier.apply(Item(raw=raw, parsed=parsed), app.context["deadline"])
+    status = status_for(outcome)
+    report(outcome, SUCCEEDED if outcome.succeeded else ANSWERED, {"kind": "http", "id": app.context["id"]},
+           http_status=status)
+    info = HIDDEN if status == 500 else outcome.info
+    return envelope(status, tid, outcome.code, info, outcome.errors)
+
+
+def _body(raw: str, task_id: int) -> tuple[Any, dict[str, str] | None]:
+    """The JSON body with the path's TaskID filled in; or the field problem that refuses it."""
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return None, {"field": "body", "message": "body: must be a JSON object (the modification)"}
+    if not isinstance(parsed, dict):
+        return None, {"field": "body", "message": "body: must be a JSON object (the modification)"}
+    if "TaskID" in parsed and str(parsed["TaskID"]) != str(task_id):
+        return None, {"field": "TaskID", "message": f"TaskID: {str(parsed['TaskID'])[:30]} does not match "
+                                                    f"the path's {task_id}"}
+    return {"TaskID": task_id, **parsed}, None
+
+
+def _not_found(app: ApiGatewayResolver) -> Response[str]:
+    path = app.current_event.path
+    if path.rstrip("/").startswith("/sched-tasks/") and path.count("/") == 2:
+        response = envelope(405, None, codes.INVALID_PARAMETERS, f"method not allowed on {path}; use PATCH")
+        response.headers["Allow"] = "PATCH"
+        return response
+    return envelope(404, None, codes.INVALID_PARAMETERS, f"no route {path}; use PATCH /sched-tasks/{{taskId}}")
+
+
+def _build(resolver: ApiGatewayResolver) -> ApiGatewayResolver:
+    resolver.route(ROUTE, method="PATCH")(lambda taskId: _modify(resolver, taskId))  # noqa: N803
+    resolver.not_found(lambda _exc: _not_found(resolver))
+    return resolver
+
+
+_RESOLVERS = {
+    "v2": _build(APIGatewayHttpResolver()),
+    "v1": _build(APIGatewayRestResolver()),
+    "url": _build(LambdaFunctionUrlResolver()),
+}
+
+
+def kind_of(event: Any) -> str | None:
+    """``v2``, ``v1`` or ``url`` for an HTTP event, None for anything else."""
+    if not isinstance(event, dict) or not isinstance(event.get("requestContext"), dict):
+        return None
+    context = event["requestContext"]
+    if event.get("version") == "2.0" and isinstance(context.get("http"), dict):
+        return "url" if ".lambda-url." in str(context.get("domainName", "")) else "v2"
+    if "httpMethod" in event and "resourcePath" in context:
+        return "v1"
+    return None
+
+
+def handle(event: dict[str, Any], context: Any, runtime: Runtime, deadline: float, kind: str) -> Any:
+    resolver = _RESOLVERS[kind]
+    request_id = event["requestContext"].get("requestId")
+    logger.set_correlation_id(request_id)
+    resolver.context.update(runtime=runtime, deadline=deadline, id=request_id)
+    try:
+        return resolver.resolve(event, context)
+    finally:
+        resolver.context.clear()

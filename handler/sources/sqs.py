@@ -1,0 +1,91 @@
+"""SQS batches (standard and FIFO) through powertools' partial batch processors.
+
+A record handler returns normally when the message is finished (succeeded, or dead-lettered with its
+code) and raises when the message must come back (retryable with deliveries left, or its dead
+letter could not be written), so powertools lists exactly those in ``batchItemFailures``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    SqsFifoPartialProcessor,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from handler.deadletter import DeadLetterError, Source, record
+from handler.model import Item, split_payload
+from handler.observability import DEAD_LETTERED, RETRY, SUCCEEDED, logger, report
+from handler.outcome import Outcome
+from handler.runtime import Runtime
+
+
+class RetryLater(Exception):
+    """Raised for a message SQS should deliver again; powertools lists it in batchItemFailures."""
+
+
+def is_fifo(event: dict[str, Any]) -> bool:
+    records = event.get("Records") or [{}]
+    return str(records[0].get("eventSourceARN", "")).endswith(".fifo")
+
+
+def handle(event: dict[str, Any], context: Any, runtime: Runtime, deadline: float) -> dict[str, Any]:
+    processor: BatchProcessor | SqsFifoPartialProcessor
+    if is_fifo(event):
+        processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    else:
+        processor = BatchProcessor(event_type=EventType.SQS)
+    # A batch that fails entirely must still answer with its item failures, not raise: raising makes
+    # SQS redeliver every message, including any already dead-lettered.
+    processor.raise_on_entire_batch_failure = False
+
+    def on_record(message: SQSRecord) -> None:
+        _handle_message(message, runtime, deadline)
+
+    return dict(process_partial_response(event, on_record, processor, context))
+
+
+def _handle_message(message: SQSRecord, runtime: Runtime, deadline: float) -> None:
+    logger.set_correlation_id(message.message_id)
+    receives = int(message.attributes.approximate_receive_count or 1)
+    source = Source("sqs", message.message_id, receives)
+    items = split_payload(unwrap_sns(message.body))
+    outcomes = [runtime.modifier.apply(item, deadline) for item in items]
+    if any(o.retryable for o in outcomes) and receives < runtime.settings.max_receives:
+        for outcome in outcomes:
+            report(outcome, SUCCEEDED if outcome.succeeded else RETRY, source.as_dict())
+        raise RetryLater(f"message {message.message_id}: retryable failure, delivery {receives}")
+    _finish(message.body, items, outcomes, source, runtime)
+
+
+def _finish(body: str, items: list[Item], outcomes: list[Outcome], source: Source, runtime: Runtime) -> None:
+    """Dead-letter what failed. A lone modification keeps the body exactly as SQS delivered it."""
+    failed = [o for o in outcomes if not o.succeeded]
+    docs = [record(o, source) for o in failed]
+    if len(items) == 1 and docs:
+        docs[0]["raw"] = body
+    try:
+        runtime.dead_letters.send(docs)
+    except DeadLetterError as exc:
+        logger.exception("dead letter not written; the message stays in its queue", extra={"records": docs})
+        raise RetryLater(str(exc)) from exc
+    for outcome in outcomes:
+        report(outcome, SUCCEEDED if outcome.succeeded else DEAD_LETTERED, source.as_dict())
+
+
+def unwrap_sns(body: str) -> str:
+    """The modification text inside an SNS notification (SNS to SQS fan-out), else the body itself."""
+    if '"Notification"' not in body:
+        return body
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return body
+    if isinstance(envelope, dict) and envelope.get("Type") == "Notification" and "Message" in envelope:
+        return str(envelope["Message"])
+    return body

@@ -1,0 +1,1 @@
+"""Loopback stand-ins for cloud services, reached over real HTTP by the real SDKs."""

@@ -1,0 +1,256 @@
+"""Build the Lambda deployment artifact without Docker: ``timpush bundle``.
+
+The zip holds ``handler/`` and the runtime dependencies installed from cp312 manylinux wheels for the
+target architecture, plus ``.pyc`` files compiled by a Python 3.12, so nothing is compiled at cold start.
+``serverless.yml`` points every function at it through ``package.artifact``.
+
+Architecture: **arm64** by default. Graviton costs about 20% less per GB-second than x86_64 for the same
+memory, and this function spends most of its time waiting (on the rate limiter and on Tencent), so the
+price per second is what counts. Every runtime dependency has an aarch64 cp312 wheel: pydantic-core (the
+only compiled one that matters) ships ``manylinux_2_17_aarch64``, charset-normalizer ships aarch64 wheels
+and a pure-Python one, the rest are pure Python. ``--arch x86_64`` builds the other one; the architecture in
+``serverless.yml`` must then be changed to match, or pydantic-core fails to import at cold start.
+
+boto3/botocore are left out: the Lambda Python runtime carries them, and bundling ~80 MB of them would only
+slow the cold start. The build fails if any dependency drags them in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess  # noqa: S404  # runs pip and python3.12 with fixed argument lists, never a shell
+import sys
+import tempfile
+import tomllib
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = Path("build/timpush-modifier.zip")
+ARCHES = {"arm64": "aarch64", "x86_64": "x86_64"}
+TARGET_PYTHON = (3, 12)
+TARGET_TAG = "cpython-312"
+# The zip's fixed timestamp: the earliest a zip can hold, so the bytes depend on the content only.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# Where Lambda unpacks the artifact; recorded in the .pyc so tracebacks show real paths.
+LAMBDA_TASK_ROOT = "/var/task"
+# Lambda's limit for the unzipped code of a function (the zip itself may be larger through S3).
+UNZIPPED_LIMIT = 250 * 1024 * 1024
+NOT_BUNDLED = ("boto3", "botocore", "s3transfer")
+SKIP_NAMES = {"__pycache__", "node_modules", "tests", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+
+
+class BundleError(Exception):
+    """The artifact cannot be built as asked; the message says why."""
+
+
+def build(out: Path, arch: str = "arm64", with_pyc: bool = True, *, root: Path = ROOT) -> Path:
+    """Build the artifact at ``out`` (relative to ``root`` unless absolute) and return its path."""
+    if arch not in ARCHES:
+        raise BundleError(f"unknown architecture {arch!r}; one of {', '.join(ARCHES)}")
+    out = out if out.is_absolute() else root / out
+    with tempfile.TemporaryDirectory(prefix="timpush-bundle-") as tmp:
+        stage = Path(tmp) / "task"
+        install_dependencies(stage, arch, runtime_requirements(root))
+        copy_package(root / "handler", stage / "handler")
+        prune(stage, arch)
+        python = find_python312() if with_pyc else None
+        if with_pyc and python is None:
+            _warn("no Python 3.12 found (python3.12, pyenv, TIMPUSH_PYTHON312): shipping sources only; "
+                  "every cold start will compile the dependencies in memory")
+        if python is not None:
+            precompile(stage, python)
+        check_size(stage)
+        write_zip(stage, out)
+    return out
+
+
+def runtime_requirements(root: Path) -> list[str]:
+    """The runtime dependencies of pyproject.toml, pinned to the versions installed here when there are.
+
+    Pinning to the local versions makes the bundle carry what the tests ran against; a dependency that is
+    not installed locally keeps its range from pyproject.toml.
+    """
+    with (root / "pyproject.toml").open("rb") as handle:
+        specs: list[str] = tomllib.load(handle)["project"]["dependencies"]
+    return [_pin(spec) for spec in specs]
+
+
+def _pin(spec: str) -> str:
+    name = re.split(r"[\s<>=!~;\[]", spec, maxsplit=1)[0]
+    try:
+        return f"{name}=={importlib.metadata.version(name)}"
+    except importlib.metadata.PackageNotFoundError:
+        return spec
+
+
+def install_dependencies(target: Path, arch: str, requirements: Sequence[str]) -> None:
+    """pip-install cp312 wheels for Linux/``arch`` into ``target``; no sdist, so nothing is built here."""
+    machine = ARCHES[arch]
+    command = [
+        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input",
+        "--target", str(target),
+        # manylinux2014 (glibc 2.17) is what every dependency ships; 2_28 is also fine on the Lambda
+        # python3.12 runtime (Amazon Linux 2023, glibc 2.34) and lets pip take a newer wheel if that is all.
+        "--platform", f"manylinux2014_{machine}", "--platform", f"manylinux_2_28_{machine}",
+        "--python-version", "3.12", "--implementation", "cp", "--only-binary=:all:",
+        # pip would compile with this interpreter (3.11): wrong magic number, so none at all here.
+        "--no-compile",
+        *requirements,
+    ]
+    result = subprocess.run(command, check=False, capture_output=True, text=True)  # noqa: S603
+    if result.returncode != 0:
+        raise BundleError(f"pip install failed ({result.returncode}):\n{result.stderr.strip()}")
+
+
+def copy_package(source: Path, target: Path) -> None:
+    """Copy the deployable package without caches, tests or stray build output."""
+    if not (source / "__init__.py").is_file():
+        raise BundleError(f"{source} is not a package (no __init__.py)")
+    shutil.copytree(source, target, ignore=_ignore)
+
+
+def _ignore(_directory: str, names: list[str]) -> set[str]:
+    return {name for name in names if name in SKIP_NAMES or name.endswith((".pyc", ".pyo"))}
+
+
+def prune(stage: Path, arch: str) -> None:
+    """Remove what Lambda never uses and check the compiled parts fit the target."""
+    shutil.rmtree(stage / "bin", ignore_errors=True)  # console scripts pip wrote for this machine
+    for record in stage.glob("*.dist-info/RECORD"):
+        record.unlink()  # hashes of files as pip wrote them: stale after compiling, and never read
+    for cache in list(stage.rglob("__pycache__")):
+        shutil.rmtree(cache)  # whatever is there was not compiled for the target interpreter
+    bundled = sorted(name for name in NOT_BUNDLED if (stage / name).exists())
+    if bundled:
+        raise BundleError(f"a dependency pulled in {', '.join(bundled)}, which the Lambda runtime provides")
+    _check_extensions(stage, arch)
+
+
+def _check_extensions(stage: Path, arch: str) -> None:
+    wanted = f"{TARGET_TAG}-{ARCHES[arch]}-linux-gnu"
+    extensions = [path for path in stage.rglob("*.so") if ".cpython-" in path.name]
+    wrong = [str(path.relative_to(stage)) for path in extensions if wanted not in path.name]
+    if wrong:
+        raise BundleError(f"extension modules not built for {wanted}: {', '.join(sorted(wrong))}")
+    if not any(path.name.startswith("_pydantic_core.") for path in extensions):
+        raise BundleError("pydantic-core's compiled module is missing from the bundle")
+
+
+def find_python312() -> str | None:
+    """A Python 3.12 to compile with: TIMPUSH_PYTHON312, python3.12 on PATH, or a pyenv 3.12.x."""
+    for candidate in _python312_candidates():
+        if _is_python312(candidate):
+            return candidate
+    return None
+
+
+def _python312_candidates() -> Iterator[str]:
+    if os.environ.get("TIMPUSH_PYTHON312"):
+        yield os.environ["TIMPUSH_PYTHON312"]
+    on_path = shutil.which("python3.12")
+    if on_path:
+        yield on_path  # may be a pyenv shim that refuses to run when 3.12 is not selected
+    pyenv_root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    yield from sorted(glob.glob(f"{pyenv_root}/versions/3.12*/bin/python3.12"), reverse=True)
+    yield "/usr/bin/python3.12"
+
+
+def _is_python312(executable: str) -> bool:
+    probe = "import sys; print(sys.implementation.name, *sys.version_info[:2])"
+    try:
+        result = subprocess.run(  # noqa: S603
+            [executable, "-c", probe], check=False, capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0 and result.stdout.split() == ["cpython", "3", "12"]
+
+
+def precompile(stage: Path, python: str) -> None:
+    """Compile every module with the target's Python version, checked by hash instead of timestamp.
+
+    Lambda's /var/task is read-only, so Python cannot cache what it compiles: a .pyc that it considers stale
+    means compiling that module in memory at every cold start (hundreds of ms for pydantic and powertools).
+    An ordinary .pyc records its source's mtime, and the zip's fixed timestamps (plus the unpacking) give
+    the sources another mtime than the one recorded at build time, so every ordinary .pyc would be stale.
+    ``unchecked-hash`` .pyc are trusted as they are, which is right for code that cannot change after
+    deployment, and they depend on the content only, which keeps the build reproducible.
+    """
+    command = [
+        python, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
+        "-s", str(stage), "-p", LAMBDA_TASK_ROOT,  # record /var/task/... paths, not the build folder
+        str(stage),
+    ]
+    result = subprocess.run(command, check=False, capture_output=True, text=True)  # noqa: S603
+    # compileall exits 1 when a file does not compile (e.g. a py2-only test file in a dependency):
+    # those stay source-only; anything else is a real failure.
+    if result.returncode not in (0, 1):
+        raise BundleError(f"compileall failed ({result.returncode}):\n{result.stderr.strip()}")
+    if result.returncode == 1:
+        _warn(f"some files did not compile and stay source-only:\n{result.stdout.strip()}")
+
+
+def check_size(stage: Path) -> None:
+    total = sum(path.stat().st_size for path in stage.rglob("*") if path.is_file())
+    if total > UNZIPPED_LIMIT:
+        raise BundleError(f"unzipped size {total} bytes exceeds Lambda's {UNZIPPED_LIMIT}")
+
+
+def write_zip(stage: Path, out: Path) -> None:
+    """Zip ``stage`` reproducibly: sorted entries, fixed timestamps and permissions, no directory entries."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    files = {path.relative_to(stage).as_posix(): path for path in stage.rglob("*") if path.is_file()}
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name, path in sorted(files.items()):
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            info.create_system = 3  # Unix, so the permission bits below are honoured
+            info.external_attr = 0o100644 << 16  # a regular file, rw-r--r--: Lambda only reads it
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes(), compresslevel=9)
+    partial.replace(out)
+
+
+def _warn(message: str) -> None:
+    print(f"timpush bundle: WARNING: {message}", file=sys.stderr)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arch", choices=sorted(ARCHES), default="arm64",
+                        help="Lambda architecture to build for (default arm64; must match serverless.yml)")
+    parser.add_argument("--no-pyc", dest="with_pyc", action="store_false",
+                        help="ship sources only (cold starts then compile every module)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"the zip to write (default {DEFAULT_OUT} in the project)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        out = args.out.resolve() if args.out is not None else DEFAULT_OUT  # a given path is from the cwd
+        path = build(out, arch=args.arch, with_pyc=args.with_pyc)
+    except BundleError as exc:
+        print(f"timpush bundle: {exc}", file=sys.stderr)
+        return 1
+    with zipfile.ZipFile(path) as archive:
+        unzipped = sum(info.file_size for info in archive.infolist())
+        count = len(archive.infolist())
+    zipped = path.stat().st_size
+    print(f"{path}: {zipped / 1e6:.1f} MB zipped, {unzipped / 1e6:.1f} MB unzipped, {count} files")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="timpush bundle", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
