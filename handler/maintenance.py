@@ -15,9 +15,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from handler.deadletter import DeadLetterError, is_record, redrives_of
 from handler.im.codes import ErrorClass
-from handler.observability import logger
+from handler.observability import logger, metrics
 from handler.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -51,6 +53,8 @@ def run(runtime: Runtime, deadline: float) -> dict[str, int]:
     finally:
         job.release()
         logger.info("maintenance done", extra={"summary": summary, "dead_letter_queue": source})
+        metrics.add_metric(name="DeadLettersRedriven", unit=MetricUnit.Count, value=summary["redriven"])
+        metrics.add_metric(name="DeadLettersAtRedriveLimit", unit=MetricUnit.Count, value=summary["dropped_limit"])
     return summary
 
 

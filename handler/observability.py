@@ -6,6 +6,7 @@ streams land in CloudWatch Logs alike. Nothing here ever receives a key or a Use
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -19,7 +20,8 @@ SERVICE = "timpush-modifier"
 NAMESPACE = "TimpushModifier"  # POWERTOOLS_METRICS_NAMESPACE overrides
 
 logger = Logger(service=SERVICE, stream=sys.stderr)
-metrics = Metrics(namespace=NAMESPACE)
+# An explicit namespace would beat the variable, so the default is applied only when it is unset.
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE)
 
 # The final fate of a modification, as logged under "outcome".
 SUCCEEDED = "succeeded"
