@@ -91,6 +91,8 @@ def forget_clients() -> None:
 def _region_of(url: str) -> str | None:
     """The region of an AWS queue URL; None (boto3's default) for anything else, e.g. a local server."""
     host = url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    if host == "queue.amazonaws.com":  # the legacy us-east-1 form
+        return "us-east-1"
     match = _AWS_HOST.match(host)
     return match.group(1) if match else None
 

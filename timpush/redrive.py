@@ -180,6 +180,7 @@ class QueueTarget:
     """The work queue: each record's ``raw`` as the body, ``Redrives`` = n + 1."""
 
     label = "sent"
+    batch = BATCH  # one SQS batch call, then the sent ones leave the source
 
     def __init__(self, url: str) -> None:
         from handler.deadletter_sqs import Queue
@@ -188,11 +189,13 @@ class QueueTarget:
         self.held: list[dict[str, Any]] = []
         self.produced: set[tuple[str, int]] = set()
         self.failed_again = 0
+        self.not_submitted = 0
 
     def submit(self, docs: Sequence[dict[str, Any]]) -> list[bool]:
         from handler.deadletter_sqs import work_message
 
         refused = self.queue.send([work_message(doc) for doc in docs])
+        self.not_submitted += len(refused)
         return [i not in refused for i in range(len(docs))]
 
 
@@ -205,6 +208,7 @@ class DirectTarget:
     """
 
     label = "applied"
+    batch = 1  # each record leaves the source as soon as it is applied, so Ctrl-C loses no progress
 
     def __init__(self, runtime: Runtime, source_spec: str) -> None:
         self.runtime = runtime
@@ -212,6 +216,7 @@ class DirectTarget:
         self.held: list[dict[str, Any]] = []
         self.produced: set[tuple[str, int]] = set()
         self.failed_again = 0
+        self.not_submitted = 0
 
     def submit(self, docs: Sequence[dict[str, Any]]) -> list[bool]:
         return [self._apply(doc) for doc in docs]
@@ -230,7 +235,8 @@ class DirectTarget:
         try:
             self.runtime.dead_letters.send([r for r, b in zip(failures, back, strict=True) if not (b and hold)])
         except DeadLetterError as exc:
-            print(f"timpush redrive: {exc}", file=sys.stderr)
+            print(f"timpush redrive: kept (its new dead letter could not be written): {exc}", file=sys.stderr)
+            self.not_submitted += 1
             return False
         for failure in (r for r, b in zip(failures, back, strict=True) if b):
             if hold:
@@ -251,9 +257,11 @@ def _identity(doc: dict[str, Any]) -> tuple[str, int]:
 
 class TargetLike(Protocol):
     label: str
+    batch: int
     held: list[dict[str, Any]]
     produced: set[tuple[str, int]]
     failed_again: int
+    not_submitted: int  # records whose re-submission failed (they stay in the source)
 
     def submit(self, docs: Sequence[dict[str, Any]]) -> list[bool]: ...
 
@@ -316,15 +324,17 @@ def _move(source: SourceLike, target: TargetLike | None, chosen: list[Letter], t
         tally.add(tally.moved, chosen)
         tally.listed += [x.doc for x in chosen if x.doc][: max(LIST_MAX - len(tally.listed), 0)]
         return
-    try:
-        done = target.submit([x.doc for x in chosen if x.doc])
-    except BaseException:
-        tally.add(tally.kept, chosen)
-        raise
-    moved = [x for x, ok in zip(chosen, done, strict=True) if ok]
-    source.remove(moved)
-    tally.add(tally.moved, moved)
-    tally.add(tally.kept, [x for x, ok in zip(chosen, done, strict=True) if not ok])
+    for start in range(0, len(chosen), target.batch):
+        part = chosen[start:start + target.batch]
+        try:
+            done = target.submit([x.doc for x in part if x.doc])
+        except BaseException:
+            tally.add(tally.kept, chosen[start:])
+            raise
+        moved = [x for x, ok in zip(part, done, strict=True) if ok]
+        source.remove(moved)
+        tally.add(tally.moved, moved)
+        tally.add(tally.kept, [x for x, ok in zip(part, done, strict=True) if not ok])
 
 
 # --- progress and the summary --------------------------------------------------------------------
@@ -445,7 +455,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     _report(args, tally, target, source)
-    return status
+    return 1 if status == 0 and target is not None and target.not_submitted else status
 
 
 def _report(args: argparse.Namespace, tally: Tally, target: TargetLike | None, source: SourceLike) -> None:

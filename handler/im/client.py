@@ -6,6 +6,7 @@ or the project's negative codes for transport failures), so callers never handle
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
@@ -34,6 +35,19 @@ def scrub(text: str, *secret_values: str) -> str:
         if value:
             text = text.replace(value, "<redacted>")
     return text
+
+
+class _ScrubSignedUrls(logging.Filter):
+    """urllib3 logs each request line, signed query included, at DEBUG: rewrite it before any handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "usersig=" in message.lower():
+            record.msg, record.args = scrub(message), None
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_ScrubSignedUrls())
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from handler.deadletter import DeadLetterError, Source, record
+from handler.deadletter import DeadLetterError, Source, record, redrive_count
 from handler.model import Item, split_payload
 from handler.observability import DEAD_LETTERED, RETRY, SUCCEEDED, logger, report
 from handler.outcome import Outcome
@@ -60,13 +60,15 @@ def _handle_message(message: SQSRecord, runtime: Runtime, deadline: float) -> No
         for outcome in outcomes:
             report(outcome, SUCCEEDED if outcome.succeeded else RETRY, source.as_dict())
         raise RetryLater(f"message {message.message_id}: retryable failure, delivery {receives}")
-    _finish(message.body, items, outcomes, source, runtime)
+    redrives = redrive_count(message.raw_event.get("messageAttributes"))
+    _finish(message.body, items, outcomes, source, runtime, redrives)
 
 
-def _finish(body: str, items: list[Item], outcomes: list[Outcome], source: Source, runtime: Runtime) -> None:
+def _finish(body: str, items: list[Item], outcomes: list[Outcome], source: Source, runtime: Runtime,
+            redrives: int) -> None:
     """Dead-letter what failed. A lone modification keeps the body exactly as SQS delivered it."""
     failed = [o for o in outcomes if not o.succeeded]
-    docs = [record(o, source) for o in failed]
+    docs = [record(o, source, redrives=redrives) for o in failed]
     if len(items) == 1 and docs:
         docs[0]["raw"] = body
     try:

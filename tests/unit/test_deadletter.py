@@ -209,6 +209,8 @@ def test_work_message_counts_the_redrive() -> None:
         ("https://sqs.eu-west-1.amazonaws.com/123456789012/dlq", "eu-west-1"),
         ("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/dlq", "cn-north-1"),
         ("http://127.0.0.1:5000/123456789012/dlq", None),
+        ("https://eu-central-1.queue.amazonaws.com/123456789012/dlq", "eu-central-1"),
+        ("https://queue.amazonaws.com/123456789012/dlq", "us-east-1"),
     ],
 )
 def test_region_from_queue_url(url: str, region: str | None) -> None:

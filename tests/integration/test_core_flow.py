@@ -1,0 +1,152 @@
+"""A modification travels from a direct payload through the real handler to the emulator, over sockets."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from handler import lambda_handler
+from timpush.context import LocalContext
+from timpush.emulator import Emulator, Fault
+from tests.support.im import KEY, add_task, dead_letters, get_task, modify_requests
+
+
+def invoke(event: object, timeout: float = 60.0) -> dict[str, object]:
+    result = lambda_handler(event, LocalContext(timeout_seconds=timeout))
+    assert isinstance(result, dict)
+    return result
+
+
+def test_good_modifications_change_the_tasks(handler_env: Emulator, dead_letter_file: Path) -> None:
+    # Given three tasks of each type on the server
+    all_id = add_task(handler_env, "All")
+    tag_id = add_task(handler_env, "Tag")
+    user_id = add_task(handler_env, "User")
+    # When one payload modifies all three, with an ISO time carrying an offset
+    payload = {"modifications": [
+        {"TaskID": all_id, "Type": "All", "SchedAt": "2031-07-01T17:30:00+08:00"},
+        {"TaskID": str(tag_id), "Type": "Tag", "Content": {"Condition": {"TagsAnd": ["gold", "paid"]}}},
+        {"TaskID": user_id, "Type": "User", "Content": {"To_Account": ["carol", "dave"],
+                                                         "OfflinePushInfo": {"Title": "New", "Desc": "Text"}}},
+    ]}
+    result = invoke(payload)
+    # Then all succeeded, the server holds the changes, and nothing was dead-lettered
+    assert result["succeeded"] == 3 and result["dead_lettered"] == 0
+    assert get_task(handler_env, all_id)["SchedAt"] == "2031-07-01 09:30:00"
+    assert get_task(handler_env, tag_id)["Content"]["Condition"] == {"TagsAnd": ["gold", "paid"]}
+    user = get_task(handler_env, user_id)
+    assert user["Content"]["To_Account"] == ["carol", "dave"] and user["Title"] == "New"
+    assert dead_letters(dead_letter_file) == []
+
+
+def test_bad_input_never_reaches_the_api(handler_env: Emulator, dead_letter_file: Path) -> None:
+    task = add_task(handler_env, "All")
+    bad = [
+        {"TaskID": task, "Type": "All", "SchedAT": "2031-01-01 00:00:00"},
+        {"TaskID": task, "Type": "All", "SchedAt": "2020-01-01 00:00:00"},
+        {"TaskID": -4, "Type": "All", "SchedAt": "2031-01-01 00:00:00"},
+        {"TaskID": task, "Type": "All", "Content": {"To_Account": ["x"]}},
+    ]
+    result = invoke(bad)
+    assert result["dead_lettered"] == 4
+    assert modify_requests(handler_env) == []
+    letters = dead_letters(dead_letter_file)
+    assert [(d["error"]["code"], d["error"]["origin"]) for d in letters] == [
+        (90104, "local"), (90110, "local"), (90104, "local"), (90104, "local")]
+    for letter, field in zip(letters, ["SchedAT", "SchedAt", "TaskID", "Content.To_Account"], strict=True):
+        assert field in letter["error"]["info"]
+    assert json.loads(letters[0]["raw"]) == bad[0]
+
+
+def test_retry_then_success_within_the_invocation(handler_env: Emulator) -> None:
+    task = add_task(handler_env, "All")
+    handler_env.add_faults([Fault(kind="internal_error", count=1, api="modify"),
+                            Fault(kind="http_502", count=1, api="modify"),
+                            Fault(kind="drop", count=1, api="modify")])
+    result = invoke({"TaskID": task, "Type": "All", "SchedAt": "2031-02-02 02:02:02"})
+    assert result["succeeded"] == 1
+    assert len(modify_requests(handler_env)) == 4
+    assert get_task(handler_env, task)["SchedAt"] == "2031-02-02 02:02:02"
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "error_class", "origin"),
+    [
+        (Fault(kind="internal_error", count=10, api="modify"), 90105, "retryable", "remote"),
+        (Fault(kind="http_502", count=10, api="modify"), -3, "retryable", "transport"),
+        (Fault(kind="not_envelope", count=10, api="modify"), -4, "retryable", "transport"),
+        (Fault(kind="drop", count=10, api="modify"), -1, "retryable", "transport"),
+        (Fault(kind="error", code=70009, count=10, api="modify"), 70009, "auth", "remote"),
+        (Fault(kind="error", code=123456, count=10, api="modify"), 123456, "unknown", "remote"),
+    ],
+    ids=["internal", "http502", "not-envelope", "dropped", "auth", "unknown"],
+)
+def test_each_failure_class_is_dead_lettered_with_code(
+    handler_env: Emulator, dead_letter_file: Path, fault: Fault, code: int, error_class: str, origin: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("handler.service.BACKOFF_BASE", 0.01)
+    task = add_task(handler_env, "All")
+    handler_env.add_faults([fault])
+    result = invoke({"TaskID": task, "Type": "All", "SchedAt": "2031-03-03 03:03:03"})
+    assert result["dead_lettered"] == 1
+    [letter] = dead_letters(dead_letter_file)
+    assert (letter["error"]["code"], letter["error"]["class"], letter["error"]["origin"]) == (code, error_class, origin)
+    expected_attempts = 4 if error_class == "retryable" else 2 if error_class == "auth" else 1
+    assert letter["attempts"] == expected_attempts
+    assert len(modify_requests(handler_env)) == expected_attempts
+
+
+def test_dispatched_task_is_too_late(handler_env: Emulator, dead_letter_file: Path) -> None:
+    soon = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + 5))
+    task = add_task(handler_env, "All", sched_at=soon)
+    handler_env.advance(3600)
+    result = invoke({"TaskID": task, "Type": "All", "Content": {"OfflinePushInfo": {"Title": "late"}}})
+    assert result["results"] == [{"TaskID": task, "ErrorCode": 90106, "ErrorInfo": result["results"][0]["ErrorInfo"],
+                                  "outcome": "dead_lettered"}]
+    [letter] = dead_letters(dead_letter_file)
+    assert letter["error"]["class"] == "too_late" and letter["request"]["TaskID"] == task
+
+
+def test_expired_usersig_is_renewed_and_retried_once(handler_env: Emulator) -> None:
+    task = add_task(handler_env, "All")
+    handler_env.add_faults([Fault(kind="error", code=70001, count=1, api="modify")])
+    result = invoke({"TaskID": task, "Type": "All", "SchedAt": "2031-04-04 04:04:04"})
+    assert result["succeeded"] == 1
+    assert len(modify_requests(handler_env)) == 2
+
+
+def test_pacing_keeps_every_window_within_five(handler_env: Emulator) -> None:
+    tasks = [add_task(handler_env, "All") for _ in range(3)]
+    handler_env.clear_requests()
+    payload = [{"TaskID": tasks[i % 3], "Type": "All", "SchedAt": f"2031-05-05 05:05:{i:02d}"} for i in range(12)]
+    started = time.monotonic()
+    result = invoke(payload)
+    elapsed = time.monotonic() - started
+    assert result["succeeded"] == 12
+    sent = sorted(float(r["t"]) for r in modify_requests(handler_env))  # type: ignore[arg-type]
+    assert max(sum(1 for u in sent if t <= u < t + 1.0) for t in sent) <= 5
+    assert all(r["code"] == 0 for r in modify_requests(handler_env))
+    assert elapsed >= 2.0  # 12 requests at 5/s need at least two full windows
+
+
+def test_no_secret_in_any_output(handler_env: Emulator, dead_letter_file: Path, capsys: pytest.CaptureFixture[str],
+                                 caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("handler.service.BACKOFF_BASE", 0.01)
+    caplog.set_level(logging.DEBUG)
+    task = add_task(handler_env, "All")
+    handler_env.add_faults([Fault(kind="drop", count=10, api="modify")])
+    result = invoke([{"TaskID": task, "Type": "All", "SchedAt": "2031-06-06 06:06:06"}])
+    handler_env.stop()  # and a connection error with the server gone
+    result2 = invoke([{"TaskID": task, "Type": "All", "SchedAt": "2031-06-06 06:06:06"}], timeout=10)
+    captured = capsys.readouterr()
+    haystack = "\n".join([captured.out, captured.err, caplog.text, json.dumps([result, result2]),
+                          dead_letter_file.read_text(encoding="utf-8")])
+    assert "modification dead_lettered" in haystack  # the scan looked at real output
+    assert KEY not in haystack
+    assert "usersig=" not in haystack.replace("usersig=<redacted>", "")
+    assert "eJ" not in haystack  # every UserSig starts with the zlib header in base64
