@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the whole flow locally: emulator, handler, dead letters")
     demo.add_argument("--dead-letters", default="demo-dead-letters.jsonl", help="file the demo dead-letters to")
+    demo.add_argument("--verbose", action="store_true", help="also show the handler's JSON log lines (stderr)")
     demo.set_defaults(func=_demo)
 
     for name, loader in _PLUGINS.items():

@@ -44,8 +44,16 @@ def handle(event: dict[str, Any], context: Any, runtime: Runtime, deadline: floa
     # SQS redeliver every message, including any already dead-lettered.
     processor.raise_on_entire_batch_failure = False
 
-    def on_record(message: SQSRecord) -> None:
-        _handle_message(message, runtime, deadline)
+    def on_record(record: SQSRecord) -> None:  # powertools passes it by this keyword
+        try:
+            _handle_message(record, runtime, deadline)
+        except RetryLater:
+            raise
+        except Exception:
+            # Unexpected: keep the message (it is listed for redelivery) and say why, loudly.
+            logger.exception("message failed unexpectedly; left for redelivery",
+                             extra={"message_id": record.message_id})
+            raise
 
     return dict(process_partial_response(event, on_record, processor, context))
 

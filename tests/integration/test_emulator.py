@@ -246,7 +246,8 @@ def test_connection_is_kept_alive(client: Client) -> None:
 
 def _content(task_type: str) -> dict[str, Any]:
     push = {"OfflinePushInfo": {"Title": "T", "Desc": "D"}}
-    extra = {"User": {"To_Account": ["u1"]}, "Tag": {"Condition": {"TagsAnd": ["a"]}}}.get(task_type, {})
+    extras: dict[str, dict[str, Any]] = {"User": {"To_Account": ["u1"]}, "Tag": {"Condition": {"TagsAnd": ["a"]}}}
+    extra = extras.get(task_type, {})
     return {**push, **extra}
 
 
@@ -312,10 +313,8 @@ def test_tag_rules_can_answer_the_push_codes(make_client: Any, condition: dict[s
 
 def test_tag_limits_themselves_are_accepted(client: Client) -> None:
     tags = [f"t{i}" for i in range(9)] + ["é" * 25]  # ten tags, the last one exactly 50 bytes
-    content = {"Condition": {"TagsOr": tags, "TagsNot": ["z"]}}
-    accounts = {"To_Account": [f"u{i}" for i in range(500)]}
-    assert client.add("Tag", **content) > 0
-    assert client.add("User", **accounts) > 0
+    assert client.add("Tag", Condition={"TagsOr": tags, "TagsNot": ["z"]}) > 0
+    assert client.add("User", To_Account=[f"u{i}" for i in range(500)]) > 0
 
 
 def test_add_past_code_and_lead_time_are_settings(make_client: Any) -> None:
@@ -668,7 +667,7 @@ def test_slow_fault_delays_a_normal_answer(client: Client) -> None:
         if len(client.emu.requests()) == 2:
             break
         time.sleep(0.02)
-    assert [entry["code"] for entry in client.emu.requests()] == [0, 0]
+    assert [(entry["code"], entry["fault"]) for entry in client.emu.requests()] == [(0, "slow"), (0, "slow")]
 
 
 def test_faults_fire_in_order(client: Client) -> None:

@@ -234,14 +234,24 @@ def test_refused_modify_changes_nothing(frozen: FrozenTime) -> None:
 def test_python_api_results_are_copies(frozen: FrozenTime) -> None:
     core = _core(frozen)
     core.serve(_request("add_sched_task", {"Type": "All", "SchedAt": format_time(T0 + 60), "Content": {"Ext": "x"}}))
-    core.tasks()[0]["Content"]["Ext"] = "changed"
-    core.requests()[0]["query"]["sdkappid"] = "0"  # type: ignore[index]
-    assert core.tasks()[0]["Content"]["Ext"] == "x"  # type: ignore[index]
+    # When a caller changes what it was given
+    content, query = core.tasks()[0]["Content"], core.requests()[0]["query"]
+    assert isinstance(content, dict) and isinstance(query, dict)
+    content["Ext"], query["sdkappid"] = "changed", "0"
+    # Then the emulator's own state is untouched
+    assert core.tasks()[0]["Content"] == {"Ext": "x", "MsgRandom": content["MsgRandom"]}
     assert core.requests()[0]["query"]["sdkappid"] == str(APP)  # type: ignore[index]
 
 
 def test_settings_refuse_bad_values_and_hide_the_key() -> None:
-    for bad in ({"key": ""}, {"admins": ()}, {"rate_limit": -1}, {"content_mode": "patch"}, {"list_filter_on": "x"}):
+    bads: list[dict[str, Any]] = [
+        {"key": ""},
+        {"admins": ()},
+        {"rate_limit": -1},
+        {"content_mode": "patch"},
+        {"list_filter_on": "x"},
+    ]
+    for bad in bads:
         with pytest.raises(ValueError):
             EmulatorSettings(**{"key": KEY, **bad})
     assert KEY not in repr(EmulatorSettings(key=KEY))

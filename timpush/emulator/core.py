@@ -94,9 +94,11 @@ class EmulatorCore:
             fault = self._faults.take(api) if api else None
         if fault is not None and fault.kind == "slow":
             self.stopping.wait(fault.delay)  # outside the lock: other requests go on meanwhile
-            fault = None
         with self._lock:
-            reply, code = _fault_reply(fault, api) if fault else self._answer(request, api)
+            if fault is not None and fault.kind != "slow":
+                reply, code = _fault_reply(fault, api)
+            else:
+                reply, code = self._answer(request, api)
             self._log.append(self._entry(request, api, reply, code, fault))
         return reply
 

@@ -123,6 +123,7 @@ class Emulator:
         if self._server is not None:
             raise RuntimeError("the emulator is already running")
         self._server = _Server(self._address, self._core)
+        self._core.stopping.clear()  # a restarted emulator's slow faults sleep again
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="timpush-emulator", daemon=True
         )

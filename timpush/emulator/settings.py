@@ -33,6 +33,8 @@ class EmulatorSettings:
       90039, 90040) instead of 90104.
     - ``other_apps``: more ``(sdkappid, key)`` pairs served besides the main one.
     - ``log_limit``: how many requests the request log keeps (oldest dropped first).
+    - ``first_task_id``: the first TaskID add hands out (the demo's samples name fixed IDs);
+      None = a seeded ten-digit base.
     """
 
     sdkappid: int = DEFAULT_SDKAPPID
@@ -50,6 +52,7 @@ class EmulatorSettings:
     push_tag_codes: bool = False
     other_apps: tuple[tuple[int, str], ...] = field(default=(), repr=False)
     log_limit: int = 10_000
+    first_task_id: int | None = None
 
     def __post_init__(self) -> None:
         _require(self.sdkappid > 0, "sdkappid must be a positive integer")
@@ -62,6 +65,7 @@ class EmulatorSettings:
         _require(self.max_lead_days is None or self.max_lead_days > 0, "max_lead_days must be > 0")
         _require(self.list_max_days is None or self.list_max_days > 0, "list_max_days must be > 0")
         _require(self.log_limit > 0, "log_limit must be > 0")
+        _require(self.first_task_id is None or self.first_task_id > 0, "first_task_id must be > 0")
         _require(all(appid > 0 and key for appid, key in self.other_apps), "other_apps needs (id, key) pairs")
 
     def key_for(self, sdkappid: int) -> str | None:

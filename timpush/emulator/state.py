@@ -32,7 +32,8 @@ class TaskStore:
     def __init__(self, settings: EmulatorSettings) -> None:
         self._settings = settings
         self._rng = random.Random(settings.seed)  # noqa: S311 - IDs and MsgRandom, not cryptography
-        self._next_id = self._rng.randrange(*_ID_BASE)
+        seeded = self._rng.randrange(*_ID_BASE)
+        self._next_id = settings.first_task_id if settings.first_task_id is not None else seeded
         self._tasks: dict[int, Task] = {}
 
     def call(self, api: str, sdkappid: int, body: Body, now: float) -> Fields:

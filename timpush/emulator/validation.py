@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TypeGuard
 
 from timpush.emulator import envelope as env
