@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import warnings
 import io
 import json
 import os
 import secrets
 import sys
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any

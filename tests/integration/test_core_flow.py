@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from handler import lambda_handler
+from tests.support.im import KEY, add_task, dead_letters, get_task, modify_requests
 from timpush.context import LocalContext
 from timpush.emulator import Emulator, Fault
-from tests.support.im import KEY, add_task, dead_letters, get_task, modify_requests
 
 
 def invoke(event: object, timeout: float = 60.0) -> dict[str, object]:
