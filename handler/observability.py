@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -18,6 +19,9 @@ from handler.outcome import Outcome
 
 SERVICE = "timpush-modifier"
 NAMESPACE = "TimpushModifier"  # POWERTOOLS_METRICS_NAMESPACE overrides
+
+# An invocation with nothing to count (the idle maintenance job) still flushes the cold-start metric.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger(service=SERVICE, stream=sys.stderr)
 # An explicit namespace would beat the variable, so the default is applied only when it is unset.

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     with Emulator(settings) as emu:
         _configure(emu.url, key, dead)
         _say(f"IM emulator listening on {emu.url} (SDKAppID {APP}, admin {ADMIN})")
-        _create_tasks(emu, key)
+        create_tasks(emu, key)
         samples = sorted(EVENTS.glob("*.json"), key=lambda p: (p.stem.removesuffix("-failing"), p.stem))
         rows = [_run_event(emu, path) for path in samples]
         _print_events(rows)
@@ -86,7 +86,8 @@ def _creds(key: str) -> client.Credentials:
     return client.Credentials(APP, ADMIN, generate(APP, key, ADMIN, 3600))
 
 
-def _create_tasks(emu: Emulator, key: str) -> None:
+def create_tasks(emu: Emulator, key: str) -> None:
+    """The tasks the samples in events/ name, the fourth already dispatched."""
     soon = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + 2))
     for index, (task_type, content) in enumerate(TASKS):
         sched_at = soon if index == 3 else "2031-06-15 14:00:00"

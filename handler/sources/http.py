@@ -18,10 +18,10 @@ from aws_lambda_powertools.event_handler import (
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 
 from handler.im import codes
-from handler.im.codes import ErrorClass
+from handler.im.codes import ErrorClass, Origin
 from handler.model import Item
 from handler.observability import ANSWERED, SUCCEEDED, logger, report
-from handler.outcome import Outcome
+from handler.outcome import Outcome, Status
 from handler.runtime import Runtime
 
 ROUTE = "/sched-tasks/<taskId>"
@@ -54,16 +54,15 @@ def envelope(status: int, task_id: int | None, code: int, info: str, errors: Any
 
 
 def _modify(app: ApiGatewayResolver, task_id: str) -> Response[str]:
-    if not task_id.isdigit() or int(task_id) <= 0:
-        return envelope(400, None, codes.INVALID_PARAMETERS, "taskId: the path must hold a positive integer",
-                        [{"field": "taskId", "message": "must be a positive integer"}])
-    tid = int(task_id)
     raw = app.current_event.decoded_body or ""
-    parsed, problem = _body(raw, tid)
+    tid = int(task_id) if task_id.isdigit() and int(task_id) > 0 else None
+    parsed, problem = _body(raw, tid, task_id)
     if problem:
-        return envelope(400, tid, codes.INVALID_PARAMETERS, problem["message"], [problem])
-    runtime: Runtime = app.context["runtime"]
-    outcome = runtime.modifier.apply(Item(raw=raw, parsed=parsed), app.context["deadline"])
+        outcome = Outcome(Status.FAILED, raw, parsed, codes.INVALID_PARAMETERS, problem["message"],
+                          ErrorClass.INVALID, Origin.LOCAL, errors=(problem,))
+    else:
+        runtime: Runtime = app.context["runtime"]
+        outcome = runtime.modifier.apply(Item(raw=raw, parsed=parsed), app.context["deadline"])
     status = status_for(outcome)
     report(outcome, SUCCEEDED if outcome.succeeded else ANSWERED, {"kind": "http", "id": app.context["id"]},
            http_status=status)
@@ -71,17 +70,20 @@ def _modify(app: ApiGatewayResolver, task_id: str) -> Response[str]:
     return envelope(status, tid, outcome.code, info, outcome.errors)
 
 
-def _body(raw: str, task_id: int) -> tuple[Any, dict[str, str] | None]:
+def _body(raw: str, task_id: int | None, path_id: str) -> tuple[Any, dict[str, str] | None]:
     """The JSON body with the path's TaskID filled in; or the field problem that refuses it."""
+    if task_id is None:
+        return None, {"field": "taskId", "message": f"taskId: the path must hold a positive integer, "
+                                                    f"got {path_id[:30]!r}"}
     try:
         parsed = json.loads(raw)
     except ValueError:
         return None, {"field": "body", "message": "body: must be a JSON object (the modification)"}
     if not isinstance(parsed, dict):
-        return None, {"field": "body", "message": "body: must be a JSON object (the modification)"}
+        return parsed, {"field": "body", "message": "body: must be a JSON object (the modification)"}
     if "TaskID" in parsed and str(parsed["TaskID"]) != str(task_id):
-        return None, {"field": "TaskID", "message": f"TaskID: {str(parsed['TaskID'])[:30]} does not match "
-                                                    f"the path's {task_id}"}
+        return parsed, {"field": "TaskID", "message": f"TaskID: {str(parsed['TaskID'])[:30]} does not match "
+                                                      f"the path's {task_id}"}
     return {"TaskID": task_id, **parsed}, None
 
 
