@@ -1,0 +1,62 @@
+"""The `timpush` command as a user runs it: separate processes, real stdout and stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from handler.im.usersig import verify
+from tests.support.im import APP, KEY
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def timpush(*args: str, env: dict[str, str] | None = None, stdin: str | None = None,
+            cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("IM_", "DEAD_LETTER"))}
+    return subprocess.run([sys.executable, "-m", "timpush.cli", *args], capture_output=True, text=True,
+                          env={**base, **(env or {})}, input=stdin, cwd=cwd, timeout=120, check=False)
+
+
+def test_demo_shows_the_whole_flow(tmp_path: Path) -> None:
+    dead = tmp_path / "demo.jsonl"
+    run = timpush("demo", "--dead-letters", str(dead))
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    # Given the tasks it created, it ran every sample and read the tasks back
+    assert "created task 1234567890" in out and "Tasks read back with get_sched_task" in out
+    for sample in (ROOT / "events").glob("*.json"):
+        assert f"  {sample.stem} " in out, sample.stem
+    # And at least one failure of each kind landed in the dead-letter file with its code
+    letters = [json.loads(line) for line in dead.read_text().splitlines()]
+    codes = {d["error"]["code"] for d in letters}
+    assert {90104, 90106, 90110, 90105} <= codes
+    assert f"Dead letters ({len(letters)}) in {dead}" in out
+    assert "Traceback" not in run.stderr
+
+
+def test_invoke_reads_stdin_and_keeps_stdout_for_the_result(tmp_path: Path) -> None:
+    env = {"IM_SECRET_KEY": KEY, "IM_SDKAPPID": str(APP), "IM_ENDPOINT": "http://127.0.0.1:9",
+           "DEAD_LETTER": f"file:{tmp_path / 'dl.jsonl'}"}
+    run = timpush("invoke", "-", env=env, stdin='{"TaskID": 5, "Type": "All", "SchedAt": "2001-01-01 00:00:00"}')
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["results"][0]["ErrorCode"] == 90110
+    assert '"outcome":"dead_lettered"' in run.stderr  # the log line went to stderr
+    assert KEY not in run.stdout + run.stderr
+
+
+def test_invoke_names_a_bad_variable() -> None:
+    run = timpush("invoke", "-", env={"IM_SECRET_KEY": KEY, "IM_SDKAPPID": str(APP), "IM_RATE_LIMIT": "fast"},
+                  stdin="{}")
+    assert run.returncode == 2 and "IM_RATE_LIMIT" in run.stderr and KEY not in run.stderr
+
+
+def test_usersig_takes_the_key_from_stdin_only() -> None:
+    run = timpush("usersig", "--sdkappid", str(APP), stdin=KEY + "\n")
+    assert run.returncode == 0, run.stderr
+    assert verify(run.stdout.strip(), APP, "administrator", KEY)
+    missing = timpush("usersig", "--sdkappid", str(APP), stdin="")
+    assert missing.returncode == 2 and "IM_SECRET_KEY" in missing.stderr
