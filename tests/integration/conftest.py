@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from handler import runtime
+from handler import deadletter_sqs, runtime
+from tests.fakes.moto_sqs import MotoSqs, moto_sqs
 from tests.support.im import ADMIN, APP, KEY
 from timpush.emulator import Emulator, EmulatorSettings
 
@@ -36,3 +37,35 @@ def handler_env(emulator: Emulator, dead_letter_file: Path, monkeypatch: pytest.
     runtime.reset()
     yield emulator
     runtime.reset()
+
+
+@pytest.fixture(scope="module")
+def sqs_server() -> Iterator[MotoSqs]:
+    """moto in server mode, one per module; each test gets it reset by ``sqs_env``."""
+    with moto_sqs() as running:
+        yield running
+
+
+@pytest.fixture
+def sqs_env(sqs_server: MotoSqs, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[MotoSqs]:
+    """An empty moto SQS in the environment, no dead-letter configuration, cwd in tmp_path."""
+    sqs_server.reset()
+    for name, value in sqs_server.env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("DEAD_LETTER", "DEAD_LETTER_ROUTES", "WORK_QUEUE", "IM_SECRET_SOURCE", "AWS_ENDPOINT_URL_SQS",
+                 "AWS_LAMBDA_FUNCTION_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("IM_SECRET_KEY", "test-key-not-secret")
+    monkeypatch.setenv("IM_SDKAPPID", "1400000001")
+    monkeypatch.chdir(tmp_path)
+    deadletter_sqs.forget_clients()
+    runtime.reset()
+    yield sqs_server
+    runtime.reset()
+    deadletter_sqs.forget_clients()
+
+
+@pytest.fixture
+def server(sqs_server: MotoSqs) -> MotoSqs:
+    """The module's moto server, by the short name the SQS tests use."""
+    return sqs_server

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from handler import deadletter_sqs, runtime
+from handler import deadletter_sqs
 from handler.deadletter import DeadLetterError, DeadLetters, Source, record
 from handler.entry import lambda_handler
 from handler.im.codes import ErrorClass, Origin
 from handler.observability import logger
 from handler.outcome import Outcome, Status
-from tests.fakes.moto_sqs import MotoSqs, free_port, moto_sqs
+from tests.fakes.moto_sqs import MotoSqs, free_port
 from timpush.context import LocalContext
 
 pytestmark = pytest.mark.integration
@@ -26,29 +25,11 @@ HANDLER_VARS = ("DEAD_LETTER", "DEAD_LETTER_ROUTES", "WORK_QUEUE", "IM_SECRET_SO
                 "AWS_LAMBDA_FUNCTION_NAME")
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[MotoSqs]:
-    with moto_sqs() as running:
-        yield running
-
-
 @pytest.fixture
-def aws(server: MotoSqs, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[MotoSqs]:
-    server.reset()
-    for name, value in server.env.items():
-        monkeypatch.setenv(name, value)
-    for name in HANDLER_VARS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("IM_SECRET_KEY", "test-key-not-secret")
-    monkeypatch.setenv("IM_SDKAPPID", "1400000001")
+def aws(sqs_env: MotoSqs, monkeypatch: pytest.MonkeyPatch) -> MotoSqs:
     monkeypatch.setenv("IM_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens: -1 if called
     monkeypatch.setenv("IM_MAX_ATTEMPTS", "1")
-    monkeypatch.chdir(tmp_path)
-    deadletter_sqs.forget_clients()
-    runtime.reset()
-    yield server
-    runtime.reset()
-    deadletter_sqs.forget_clients()
+    return sqs_env
 
 
 def _invoke(payload: Any, request_id: str = "req-1") -> Any:

@@ -5,18 +5,16 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from handler import deadletter_sqs, maintenance, runtime
+from handler import maintenance, runtime
 from handler.deadletter import DeadLetterError, Source, record, redrive_count
 from handler.entry import lambda_handler
 from handler.im.codes import ErrorClass, Origin
 from handler.observability import logger
 from handler.outcome import Outcome, Status
-from tests.fakes.moto_sqs import MotoSqs, moto_sqs
+from tests.fakes.moto_sqs import MotoSqs
 from timpush.context import LocalContext
 
 pytestmark = pytest.mark.integration
@@ -26,32 +24,14 @@ SCHEDULED = {"version": "0", "id": "evt-1", "detail-type": "Scheduled Event", "s
              "resources": ["arn:aws:events:us-east-1:123456789012:rule/maintenance"], "detail": {}}
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[MotoSqs]:
-    with moto_sqs() as running:
-        yield running
-
-
 @pytest.fixture
-def queues(server: MotoSqs, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[str, str]]:
+def queues(sqs_env: MotoSqs, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
     """(dead-letter queue of class retryable, work queue), configured in the environment."""
-    server.reset()
-    for name, value in server.env.items():
-        monkeypatch.setenv(name, value)
-    for name in ("DEAD_LETTER_ROUTES", "IM_SECRET_SOURCE", "AWS_ENDPOINT_URL_SQS", "AWS_LAMBDA_FUNCTION_NAME"):
-        monkeypatch.delenv(name, raising=False)
-    dlq, work = server.create_queue("retryable-dlq"), server.create_queue("work")
-    monkeypatch.setenv("IM_SECRET_KEY", "test-key-not-secret")
-    monkeypatch.setenv("IM_SDKAPPID", "1400000001")
+    dlq, work = sqs_env.create_queue("retryable-dlq"), sqs_env.create_queue("work")
     monkeypatch.setenv("DEAD_LETTER", "file:other.jsonl")
     monkeypatch.setenv("DEAD_LETTER_ROUTES", json.dumps({"retryable": f"sqs:{dlq}"}))
     monkeypatch.setenv("WORK_QUEUE", f"sqs:{work}")
-    monkeypatch.chdir(tmp_path)
-    deadletter_sqs.forget_clients()
-    runtime.reset()
-    yield dlq, work
-    runtime.reset()
-    deadletter_sqs.forget_clients()
+    return dlq, work
 
 
 def _failure(task_id: int, code: int = -1, error_class: ErrorClass = ErrorClass.RETRYABLE,

@@ -14,7 +14,7 @@ from handler.deadletter import Source, record
 from handler.im.codes import Origin, classify
 from handler.outcome import Outcome, Status
 from tests.fakes.im_stub import ImStub, im_stub
-from tests.fakes.moto_sqs import MotoSqs, moto_sqs
+from tests.fakes.moto_sqs import MotoSqs
 from timpush.cli import main
 
 pytestmark = pytest.mark.integration
@@ -22,26 +22,9 @@ pytestmark = pytest.mark.integration
 FUTURE = "2030-06-15 14:00:00"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[MotoSqs]:
-    with moto_sqs() as running:
-        yield running
-
-
 @pytest.fixture
-def aws(server: MotoSqs, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[MotoSqs]:
-    server.reset()
-    for name, value in server.env.items():
-        monkeypatch.setenv(name, value)
-    for name in ("DEAD_LETTER", "DEAD_LETTER_ROUTES", "WORK_QUEUE", "IM_SECRET_SOURCE", "AWS_ENDPOINT_URL_SQS",
-                 "AWS_LAMBDA_FUNCTION_NAME"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    deadletter_sqs.forget_clients()
-    runtime.reset()
-    yield server
-    runtime.reset()
-    deadletter_sqs.forget_clients()
+def aws(sqs_env: MotoSqs) -> MotoSqs:
+    return sqs_env
 
 
 @pytest.fixture

@@ -1,0 +1,137 @@
+"""What every benchmark shares: the emulator process, the handler's environment, child processes, tables."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import statistics
+import subprocess  # noqa: S404  # runs this interpreter with fixed argument lists, never a shell
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = 1400000001
+ADMIN = "administrator"
+KEY = "tp-bench-key-0b1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f"
+KEY_VARIABLE = "IM_SECRET_KEY"
+FUTURE = "2031-06-15 14:00:00"
+_SCHED_BASE = datetime(2031, 7, 1)
+# Variables of the caller's shell that would change what the handler does; the children never inherit them.
+_HANDLER_VARIABLES = ("IM_", "DEAD_LETTER", "WORK_QUEUE", "POWERTOOLS_", "AWS_LAMBDA_", "TENCENTCLOUD_")
+
+
+def modification(task_id: int, index: int) -> dict[str, Any]:
+    """The ``index``-th modification of a run: a new SchedAt and title each time, as a campaign tool sends."""
+    when = (_SCHED_BASE + timedelta(seconds=index)).strftime("%Y-%m-%d %H:%M:%S")
+    return {"TaskID": task_id, "Type": "All", "SchedAt": when,
+            "Content": {"OfflinePushInfo": {"Title": f"Title {index}", "Desc": "New text"}}}
+
+
+def modifications(tasks: Sequence[int], count: int) -> list[dict[str, Any]]:
+    return [modification(tasks[index % len(tasks)], index) for index in range(count)]
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    tasks: list[int]
+
+
+@contextlib.contextmanager
+def emulator(rate_limit: int = 0, tasks: int = 20) -> Iterator[Served]:
+    """The IM emulator in its own process (``bench.serve``), with ``tasks`` tasks of type All."""
+    env = {**child_env(), KEY_VARIABLE: KEY}
+    command = [sys.executable, "-m", "bench.serve", "--rate-limit", str(rate_limit), "--tasks", str(tasks)]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.PIPE,  # noqa: S603
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdin is not None
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench.serve exited with {process.wait()} before serving")
+        info = json.loads(line)
+        yield Served(info["url"], info["tasks"])
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This environment without the handler's variables (and with bytecode caches allowed), plus ``extra``."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(_HANDLER_VARIABLES)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # a deployed function has its .pyc: let the warm-up write them
+    env["NO_PROXY"] = "127.0.0.1,localhost"
+    env.update(extra or {})
+    return env
+
+
+def handler_env(url: str, dead_letters: Path, rate_limit: float = 0) -> dict[str, str]:
+    """The handler configured for the emulator, with the key in the environment (laptop mode)."""
+    return child_env({
+        "IM_ENDPOINT": url, "IM_SDKAPPID": str(APP), "IM_SECRET_KEY": KEY, "IM_ADMIN": ADMIN,
+        "IM_RATE_LIMIT": f"{rate_limit:g}", "DEAD_LETTER": f"file:{dead_letters}",
+        "POWERTOOLS_METRICS_NAMESPACE": "TimpushBench",
+    })
+
+
+def run_child(module: str, params: Mapping[str, Any], env: Mapping[str, str], timeout: float = 300) -> Any:
+    """Run ``python -m module --child PARAMS OUT`` and return the JSON it wrote to OUT.
+
+    The child's stdout and stderr (the handler's log lines and metrics) go to a file, as they would go to
+    CloudWatch; it is shown only when the child fails.
+    """
+    with tempfile.TemporaryDirectory(prefix="timpush-bench-") as tmp:
+        out, log = Path(tmp) / "out.json", Path(tmp) / "child.log"
+        command = [sys.executable, "-m", module, "--child", json.dumps(params), str(out)]
+        with log.open("w") as sink:
+            code = subprocess.run(command, cwd=ROOT, env=dict(env), stdout=sink, stderr=sink,  # noqa: S603
+                                  timeout=timeout, check=False).returncode
+        if code != 0 or not out.exists():
+            tail = log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{module} child failed ({code}):\n{tail}")
+        return json.loads(out.read_text())
+
+
+def child_main(run: Any) -> None:
+    """The child side of ``run_child``: ``run(params)`` and write its JSON answer."""
+    params, out = json.loads(sys.argv[2]), Path(sys.argv[3])
+    out.write_text(json.dumps(run(params)))
+
+
+def is_child() -> bool:
+    return len(sys.argv) > 1 and sys.argv[1] == "--child"
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def ms(seconds: float, digits: int = 3) -> str:
+    return f"{seconds * 1000:.{digits}f}"
+
+
+def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]], note: str = "") -> str:
+    """A plain-text table: the first column left-aligned, the others right-aligned."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row: Sequence[str]) -> str:
+        parts = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        return "| " + " | ".join(parts) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|"
+    text = [f"### {title}", "", line(cells[0]), rule, *(line(row) for row in cells[1:])]
+    if note:
+        text += ["", note]
+    return "\n".join(text) + "\n"
