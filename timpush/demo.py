@@ -60,8 +60,21 @@ def run(args: argparse.Namespace) -> int:
         _print_events(rows)
         _print_tasks(emu, key)
         _print_retries(emu)
-    _print_dead_letters(dead)
+        _print_dead_letters(dead)
+        _redrive(emu, dead)
     return 0
+
+
+def _redrive(emu: Emulator, dead: Path) -> None:
+    """Bring back the retryable dead letters now that the server behaves: the way back, shown."""
+    from timpush.cli import main
+
+    emu.clear_faults()
+    _say(f"\nThe server is healthy again; bringing back the retryable ones:\n"
+         f"  timpush redrive --from file:{dead} --to direct --class retryable")
+    main(["redrive", "--from", f"file:{dead}", "--to", "direct", "--class", "retryable"])
+    left = dead.read_text(encoding="utf-8").splitlines() if dead.exists() else []
+    _say(f"{len(left)} dead letter(s) left in {dead}: the permanent failures, for a person to look at.")
 
 
 def _quiet(verbose: bool) -> None:
@@ -157,7 +170,9 @@ def _print_dead_letters(path: Path) -> None:
         error = doc["error"]
         _say(f"  {error['code']:>6} {error['class']:<9} {error['origin']:<9} from {doc['source']['kind']:<6}"
              f" {error['info'][:70]}")
-    _say(f"\nRe-run any of them later with: timpush redrive --from file:{path} --to direct --code N")
+    if letters:
+        _say("One of them in full (the record every sink receives):")
+        _say(json.dumps(letters[-1], ensure_ascii=False, indent=2))
 
 
 def _say(text: str) -> None:

@@ -12,6 +12,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -25,6 +26,7 @@ MIN_READ_TIMEOUT = 0.5
 SESSION = requests.Session()
 SESSION.headers.update({"Content-Type": "application/json", "User-Agent": "timpush-modifier/0.1"})
 
+_SIG_SAFE = "*-_"  # the UserSig alphabet's non-alphanumerics: URL-safe, never escaped
 _SIGNED_QUERY = re.compile(r"(usersig=)[^&\s'\"]+", re.IGNORECASE)
 
 
@@ -79,22 +81,27 @@ def call(
     base: str, api: str, body: dict[str, Any], creds: Credentials, read_timeout: float = READ_TIMEOUT
 ) -> ImResult:
     """POST ``body`` to ``{base}/v4/timpush/{api}``; never raises for HTTP or network failures."""
-    params = {
-        "usersig": creds.usersig,
-        "identifier": creds.identifier,
-        "sdkappid": str(creds.sdkappid),
-        "random": str(secrets.randbelow(2**32)),  # fresh 32-bit unsigned per request
-        "contenttype": "json",
-    }
     timeout = (CONNECT_TIMEOUT, max(MIN_READ_TIMEOUT, min(read_timeout, READ_TIMEOUT)))
     started = time.perf_counter()
     try:
-        response = SESSION.post(f"{base}/v4/timpush/{api}", params=params, json=body, timeout=timeout)
+        response = SESSION.post(f"{base}/v4/timpush/{api}?{_query(creds)}", json=body, timeout=timeout)
     except requests.Timeout as exc:
         return _failure(TIMED_OUT, exc, started, creds.usersig)
     except requests.RequestException as exc:
         return _failure(CONNECTION_FAILED, exc, started, creds.usersig)
     return _funnel(response, time.perf_counter() - started)
+
+
+def _query(creds: Credentials) -> str:
+    """The signed query string, built by hand rather than by ``params=``.
+
+    A UserSig is base64 with Tencent's URL-safe substitutions (``* - _``), so it goes into the URL as it
+    is. ``params=`` would escape ``*`` as ``%2A``, and urllib3 then re-encodes the whole ~250-character
+    query byte by byte in Python on every request (about 0.1 ms, a fifth of a loopback round trip).
+    """
+    return (f"usersig={quote(creds.usersig, safe=_SIG_SAFE)}&identifier={quote(creds.identifier, safe='')}"
+            f"&sdkappid={creds.sdkappid}&random={secrets.randbelow(2**32)}"  # fresh 32-bit unsigned per request
+            "&contenttype=json")
 
 
 def _failure(code: int, exc: Exception, started: float, usersig: str) -> ImResult:
