@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from handler.deadletter import Source
 from handler.observability import logger, metrics
 from handler.runtime import Runtime, runtime
+from handler.tracing import traced
 
 DEADLINE_MARGIN = 2.0  # seconds kept back to report, dead-letter and return before Lambda's timeout
 DEFAULT_BUDGET = 60.0  # when the context cannot say (local runs)
@@ -52,6 +53,7 @@ def route(event: Any, context: Any, rt: Runtime, until: float) -> Any:
     return direct.handle(event, Source("direct", request_id), rt, until)
 
 
+@traced
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: Any, context: LambdaContext) -> Any:
