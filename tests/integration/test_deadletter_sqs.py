@@ -136,3 +136,15 @@ def test_missing_queue_is_a_dead_letter_error(aws: MotoSqs, monkeypatch: pytest.
     monkeypatch.setenv("DEAD_LETTER", f"sqs:{aws.endpoint}/123456789012/never-created")
     with pytest.raises(DeadLetterError, match="never-created"):
         _invoke({"TaskID": 5, "Type": "All", "SchedAt": PAST})
+
+
+def test_sink_down_keeps_a_queue_message_in_its_queue(aws: MotoSqs, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a queue message that fails permanently, and a dead-letter queue that does not exist
+    monkeypatch.setenv("DEAD_LETTER", f"sqs:{aws.endpoint}/123456789012/never-created")
+    sample = json.loads((Path(__file__).resolve().parents[2] / "events" / "sqs-standard.json").read_text())
+    record = sample["Records"][0]
+    record["body"] = json.dumps({"TaskID": 5, "Type": "All", "SchedAt": PAST})
+    # When the batch is handled
+    result = _invoke({"Records": [record]})
+    # Then the message is reported failed, so SQS keeps it, rather than acknowledged and lost
+    assert result == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
