@@ -11,7 +11,6 @@ ConfigError. No message ever holds the secret's value.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from typing import Protocol
 from handler.config import ConfigError, Settings
 from handler.im.codes import SECRET_UNAVAILABLE
 from handler.im.usersig import Identity
+from handler.observability import logger
 from handler.secret_sources import Fetch, FetchFailed
 
 DEFAULT_ADMIN = "administrator"
@@ -35,8 +35,6 @@ _TENCENT_PATH = re.compile(
     r"(?P<region>[a-z]{2,}(?:-[a-z0-9]+)+)/(?P<name>[A-Za-z0-9][A-Za-z0-9_-]{0,127})"
     r"(?:@(?P<version>[A-Za-z0-9._-]{1,64}))?"
 )
-
-logger = logging.getLogger(__name__)
 
 
 class SecretUnavailable(Exception):

@@ -360,7 +360,9 @@ def run_python(code: str, env: dict[str, str] | None = None) -> str:
     return result.stdout
 
 
-HEAVY = ("boto3", "botocore", "tencentcloud", "aws_lambda_powertools.utilities.parameters")
+# The bare botocore package is imported by powertools' user-agent hook (a fraction of a millisecond);
+# what costs is a session or a client.
+HEAVY = ("boto3", "botocore.session", "botocore.client", "tencentcloud", "aws_lambda_powertools.utilities.parameters")
 # which of HEAVY are loaded (a None entry in sys.modules is a blocked import, not a loaded one)
 LOADED = (f"sorted({{h for m, mod in list(sys.modules.items()) for h in {HEAVY!r}"
           " if mod is not None and (m == h or m.startswith(h + '.'))})")
