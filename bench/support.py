@@ -117,21 +117,36 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
+def quartiles(values: Sequence[float]) -> tuple[float, float]:
+    """The first and third quartiles."""
+    first, _, third = statistics.quantiles(values, n=4)
+    return first, third
+
+
 def ms(seconds: float, digits: int = 3) -> str:
     return f"{seconds * 1000:.{digits}f}"
 
 
 def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]], note: str = "") -> str:
-    """A plain-text table: the first column left-aligned, the others right-aligned."""
+    """A plain-text (Markdown) table: numbers right-aligned, text left-aligned."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    numeric = [all(_is_number(row[i]) for row in cells[1:] if row[i] not in ("", "-")) for i in range(len(headers))]
 
     def line(row: Sequence[str]) -> str:
-        parts = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric, strict=True)]
         return "| " + " | ".join(parts) + " |"
 
-    rule = "|" + "|".join("-" * (w + 2) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|"
+    rule = "|" + "|".join("-" * (w + 1) + (":" if num else "-") for w, num in zip(widths, numeric, strict=True)) + "|"
     text = [f"### {title}", "", line(cells[0]), rule, *(line(row) for row in cells[1:])]
     if note:
         text += ["", note]
     return "\n".join(text) + "\n"
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell.rstrip("x%").replace(",", "") or "0")
+    except ValueError:
+        return False
+    return True
