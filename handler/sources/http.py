@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 
 from handler.im import codes
 from handler.im.codes import ErrorClass, Origin
-from handler.model import Item
+from handler.model import TASK_ID_MAX, Item
 from handler.observability import ANSWERED, SUCCEEDED, logger, report
 from handler.outcome import Outcome, Status
 from handler.runtime import Runtime
@@ -55,7 +55,7 @@ def envelope(status: int, task_id: int | None, code: int, info: str, errors: Any
 
 def _modify(app: ApiGatewayResolver, task_id: str) -> Response[str]:
     raw = app.current_event.decoded_body or ""
-    tid = int(task_id) if task_id.isdigit() and int(task_id) > 0 else None
+    tid = path_task_id(task_id)
     parsed, problem = _body(raw, tid, task_id)
     if problem:
         outcome = Outcome(Status.FAILED, raw, parsed, codes.INVALID_PARAMETERS, problem["message"],
@@ -70,11 +70,23 @@ def _modify(app: ApiGatewayResolver, task_id: str) -> Response[str]:
     return envelope(status, tid, outcome.code, info, outcome.errors)
 
 
+def path_task_id(text: str) -> int | None:
+    """The path's taskId when it is ASCII digits naming a positive integer (``str.isdigit`` also takes
+    ``²`` and ``١``, which ``int`` refuses or reads as other digits); None otherwise."""
+    digits = text.lstrip("0")
+    if not (text.isascii() and text.isdigit()) or not digits or len(digits) > len(str(TASK_ID_MAX)):
+        return None
+    return int(digits)
+
+
+def _path_problem(path_id: str) -> dict[str, str]:
+    return {"field": "taskId", "message": f"taskId: the path must hold a positive integer, got {path_id[:30]!r}"}
+
+
 def _body(raw: str, task_id: int | None, path_id: str) -> tuple[Any, dict[str, str] | None]:
     """The JSON body with the path's TaskID filled in; or the field problem that refuses it."""
     if task_id is None:
-        return None, {"field": "taskId", "message": f"taskId: the path must hold a positive integer, "
-                                                    f"got {path_id[:30]!r}"}
+        return None, _path_problem(path_id)
     try:
         parsed = json.loads(raw)
     except ValueError:
@@ -90,6 +102,9 @@ def _body(raw: str, task_id: int | None, path_id: str) -> tuple[Any, dict[str, s
 def _not_found(app: ApiGatewayResolver) -> Response[str]:
     path = app.current_event.path
     if path.rstrip("/").startswith("/sched-tasks/") and path.count("/") == 2:
+        if app.current_event.http_method == "PATCH":  # the route's pattern refused the taskId's characters
+            problem = _path_problem(path.rsplit("/", 1)[-1])
+            return envelope(400, None, codes.INVALID_PARAMETERS, problem["message"], [problem])
         response = envelope(405, None, codes.INVALID_PARAMETERS, f"method not allowed on {path}; use PATCH")
         response.headers["Allow"] = "PATCH"
         return response

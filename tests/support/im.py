@@ -46,4 +46,5 @@ def modify_requests(emu: Emulator) -> list[dict[str, Any]]:
 def dead_letters(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    # JSON Lines end at "\n" only: str.splitlines() would also split at U+0085 or U+2028 inside a value
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]

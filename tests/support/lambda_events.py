@@ -1,0 +1,96 @@
+"""Real-shaped Lambda events for tests that drive ``handler.lambda_handler`` directly.
+
+SQS records follow ``events/sqs-standard.json``; HTTP events start from ``events/http-api-v2.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pytest
+
+from handler import runtime
+from timpush.demo import EVENTS
+
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:timpush-modifier-dev-work"
+TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:timpush-modifications"
+SENT_MS = 1780300800000
+_HTTP_TEMPLATE = json.loads((EVENTS / "http-api-v2.json").read_text(encoding="utf-8"))
+# Variables a test run must not inherit from the shell or from another test.
+HANDLER_VARS = ("IM_SECRET_SOURCE", "IM_SECRET_KEY", "IM_SDKAPPID", "IM_ADMIN", "DEAD_LETTER_ROUTES", "WORK_QUEUE",
+                "IM_MAX_ATTEMPTS", "IM_MAX_RECEIVES", "IM_RATE_LIMIT", "IM_REGION", "AWS_LAMBDA_FUNCTION_NAME",
+                "IM_SECRET_MAX_AGE", "TENCENTCLOUD_SSM_ENDPOINT")
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -> None:
+    """Set exactly ``env`` among the handler's variables and rebuild the process's runtime around it."""
+    for name in HANDLER_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost", **env}.items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
+
+
+def sqs_record(body: str, receive_count: int = 1, message_id: str | None = None,
+               arn: str = QUEUE_ARN) -> dict[str, Any]:
+    """One record of a Lambda SQS event, as the event source mapping delivers it."""
+    message_id = message_id or str(uuid.uuid4())
+    return {
+        "messageId": message_id,
+        "receiptHandle": f"AQEB{message_id}{receive_count}==",
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": str(SENT_MS),
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": str(SENT_MS + 100),
+        },
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(body.encode("utf-8"), usedforsecurity=False).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+        "awsRegion": "us-east-1",
+    }
+
+
+def sqs_record_from_received(message: Mapping[str, Any], arn: str) -> dict[str, Any]:
+    """A Lambda record from a boto3 ``receive_message`` answer, receive count included."""
+    attributes = message.get("Attributes", {})
+    record = sqs_record(message["Body"], int(attributes["ApproximateReceiveCount"]), message["MessageId"], arn)
+    record["receiptHandle"] = message["ReceiptHandle"]
+    record["attributes"].update({k: v for k, v in attributes.items() if isinstance(v, str)})
+    return record
+
+
+def sqs_event(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    return {"Records": list(records)}
+
+
+def failed_ids(result: Any) -> list[str]:
+    """The itemIdentifiers of an SQS answer, checking its shape on the way."""
+    assert isinstance(result, dict) and set(result) == {"batchItemFailures"}, result
+    return [failure["itemIdentifier"] for failure in result["batchItemFailures"]]
+
+
+def sns_wrap(message: str) -> str:
+    """The SQS body SNS delivers for a notification carrying ``message`` (raw delivery off)."""
+    return json.dumps({
+        "Type": "Notification", "MessageId": str(uuid.uuid4()), "TopicArn": TOPIC_ARN, "Message": message,
+        "Timestamp": "2026-06-01T08:00:00.000Z", "SignatureVersion": "1", "Signature": "EXAMPLE==",
+    })
+
+
+def http_event(path: str, body: str | None, method: str = "PATCH") -> dict[str, Any]:
+    """An HTTP API (payload 2.0) event for ``method path`` with ``body`` as the raw text."""
+    event: dict[str, Any] = copy.deepcopy(_HTTP_TEMPLATE)
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    event["requestContext"]["requestId"] = str(uuid.uuid4())
+    event["pathParameters"] = {"taskId": path.rsplit("/", 1)[-1]}
+    event["body"] = body
+    return event
