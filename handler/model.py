@@ -307,6 +307,10 @@ def _condition_rules(content: dict[Any, Any], kind: str | None) -> list[_Problem
     messages = []
     if not cond:
         messages.append(f"needs at least one of {_CONDITION_FIELDS} (an empty one would push to everyone)")
+    if attrs and not tags:
+        # Type Tag is a tag push: attributes alone would be another push kind (API.md §7), and the server
+        # refuses it; saying so here keeps the request from being sent at all.
+        messages.append(f"Type Tag needs TagsAnd, TagsOr or TagsNot; {', '.join(attrs)} alone is not a tag push")
     if tags and attrs:
         messages.append(f"tag conditions ({', '.join(tags)}) and attribute conditions ({', '.join(attrs)}) "
                         "cannot be combined")

@@ -73,7 +73,7 @@ def _redrive(emu: Emulator, dead: Path) -> None:
     _say(f"\nThe server is healthy again; bringing back the retryable ones:\n"
          f"  timpush redrive --from file:{dead} --to direct --class retryable")
     main(["redrive", "--from", f"file:{dead}", "--to", "direct", "--class", "retryable"])
-    left = dead.read_text(encoding="utf-8").splitlines() if dead.exists() else []
+    left = _lines(dead)
     _say(f"{len(left)} dead letter(s) left in {dead}: the permanent failures, for a person to look at.")
 
 
@@ -164,7 +164,7 @@ def _print_retries(emu: Emulator) -> None:
 
 
 def _print_dead_letters(path: Path) -> None:
-    letters = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+    letters = [json.loads(line) for line in _lines(path)]
     _say(f"\nDead letters ({len(letters)}) in {path}:")
     for doc in letters:
         error = doc["error"]
@@ -173,6 +173,11 @@ def _print_dead_letters(path: Path) -> None:
     if letters:
         _say("One of them in full (the record every sink receives):")
         _say(json.dumps(letters[-1], ensure_ascii=False, indent=2))
+
+
+def _lines(path: Path) -> list[str]:
+    """JSON Lines split on newlines only: str.splitlines would also split inside a record at U+2028."""
+    return [line for line in path.read_text(encoding="utf-8").split("\n") if line] if path.exists() else []
 
 
 def _say(text: str) -> None:

@@ -188,14 +188,6 @@ def payloads(existing: tuple[int, ...]) -> st.SearchStrategy[Any]:
 # --- the claims ----------------------------------------------------------------------------------
 
 
-def attribute_only_tag_condition(body: dict[str, Any]) -> bool:
-    """Known disagreement, left to the lead: the handler accepts a Tag task's Condition of attributes
-    alone (tests/unit/test_model.py "tag-attrs-and-or"); the emulator wants a tag key (API.md section 7)."""
-    condition = (body.get("Content") or {}).get("Condition")
-    return body["Type"] == "Tag" and isinstance(condition, dict) and not {"TagsAnd", "TagsOr", "TagsNot"} & set(
-        condition)
-
-
 def check_requests(world: World) -> int:
     """Every modify request the server saw was valid: refused only for an unknown task or its Type."""
     accepted = 0
@@ -203,7 +195,7 @@ def check_requests(world: World) -> int:
         body = request["body"]
         assert isinstance(body, dict) and body["Sdkappid"] == APP
         addressed = world.types.get(body["TaskID"])
-        if addressed == body["Type"] and not attribute_only_tag_condition(body):
+        if addressed == body["Type"]:
             assert request["code"] == 0, (request["code"], body)
             accepted += 1
         else:

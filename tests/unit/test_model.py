@@ -82,7 +82,6 @@ ACCEPTED = [
      body(Type="User", Content={"To_Account": tags(500)})),
     ("tag-condition", cond(TagsOr=["A", "B"], TagsNot=["C"]),
      body(Type="Tag", Content={"Condition": {"TagsOr": ["A", "B"], "TagsNot": ["C"]}})),
-    ("tag-attrs-and-or", cond(**ATTRS), body(Type="Tag", Content={"Condition": ATTRS})),
     ("tag-10-tags-50-bytes", cond(TagsAnd=tags(9) + ["é" * 25]),
      body(Type="Tag", Content={"Condition": {"TagsAnd": tags(9) + ["é" * 25]}})),
     ("unknown-content-keys-pass", mod(Content=PASS_THROUGH), body(Content=PASS_THROUGH)),
@@ -255,6 +254,8 @@ REFUSED = [
      "tag 'b' is in both TagsOr and TagsAnd"),
     ("tags-with-attrs", cond(TagsOr=["a"], AttrsAnd={"c": "x"}), NONE, "Content.Condition",
      "tag conditions (TagsOr) and attribute conditions (AttrsAnd) cannot be combined"),
+    ("attrs-alone", cond(**ATTRS), NONE, "Content.Condition",
+     "Type Tag needs TagsAnd, TagsOr or TagsNot; AttrsAnd, AttrsOr alone is not a tag push"),
     ("attrs-not-object", cond(AttrsOr=["c"]), NONE, "Content.Condition.AttrsOr", "expected an object, got an array"),
     ("attrs-empty", cond(AttrsAnd={}), NONE, "Content.Condition.AttrsAnd", "must not be empty"),
     # OfflinePushInfo, From_Account, MsgRandom
