@@ -1,4 +1,7 @@
-"""EventBridge: a bare ``Scheduled Event`` envelope runs the maintenance job."""
+"""EventBridge: a bare ``Scheduled Event`` envelope runs the maintenance job (dead-letter redrive).
+
+A schedule with an ``input`` never reaches here: EventBridge delivers the input itself, a direct payload.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +16,7 @@ def is_scheduled_event(event: Any) -> bool:
 
 
 def handle(event: dict[str, Any], runtime: Runtime, deadline: float) -> dict[str, Any]:
+    from handler import maintenance  # boto3 comes with it, so only the schedule pays for it
+
     logger.set_correlation_id(event.get("id"))
-    try:
-        from handler import maintenance
-    except ImportError:  # the redrive job arrives with the dead-letter work; until then, idle
-        logger.info("maintenance: nothing to do", extra={"redriven": 0})
-        return {"succeeded": 0, "dead_lettered": 0, "results": []}
     return maintenance.run(runtime, deadline)
