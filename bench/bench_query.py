@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import secrets
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -66,14 +65,7 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
     runners = {name: make(url, mods) for name, make in CANDIDATES.items()}
     for run in runners.values():
         run()  # warm-up round
-    names = list(runners)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    failures = dict.fromkeys(names, 0)
-    for index in range(rounds):
-        for name in names[index % len(names):] + names[: index % len(names)]:
-            started = time.perf_counter()
-            failures[name] += runners[name]()
-            times[name].append((time.perf_counter() - started) / n)
+    times, failures = support.interleave(runners, rounds, n)
     return {"times": times, "failures": failures}
 
 

@@ -107,13 +107,7 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
     for name in names:  # connections, lazy imports, the runtime: all out of the measurement
         CANDIDATES[name](url, mods[:WARMUP])()
     runners = {name: CANDIDATES[name](url, mods) for name in names}
-    times: dict[str, list[float]] = {name: [] for name in names}
-    failures = dict.fromkeys(names, 0)
-    for index in range(rounds):
-        for name in names[index % len(names):] + names[: index % len(names)]:
-            started = time.perf_counter()
-            failures[name] += runners[name]()
-            times[name].append((time.perf_counter() - started) / n)
+    times, failures = support.interleave(runners, rounds, n)
     answer: dict[str, Any] = {"times": times, "failures": failures, "n": n, "rounds": rounds}
     if params.get("breakdown"):
         answer["breakdown"] = breakdown(mods)

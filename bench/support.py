@@ -9,7 +9,8 @@ import statistics
 import subprocess  # noqa: S404  # runs this interpreter with fixed argument lists, never a shell
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -150,3 +151,20 @@ def _is_number(cell: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def interleave(runners: dict[str, Callable[[], int]], rounds: int, n: int) -> tuple[dict[str, list[float]],
+                                                                                   dict[str, int]]:
+    """Run every candidate once per round, the order rotating each round so noise falls on all alike.
+
+    Returns the per-modification time of each round and the failures counted, by candidate.
+    """
+    names = list(runners)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    failures = dict.fromkeys(names, 0)
+    for index in range(rounds):
+        for name in names[index % len(names):] + names[: index % len(names)]:
+            started = time.perf_counter()
+            failures[name] += runners[name]()
+            times[name].append((time.perf_counter() - started) / n)
+    return times, failures

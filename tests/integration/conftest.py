@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from handler import deadletter_sqs, runtime
+from tests.fakes.moto_server import MotoServer
 from tests.fakes.moto_sqs import MotoSqs, moto_sqs
 from tests.support.im import ADMIN, APP, KEY
 from timpush.emulator import Emulator, EmulatorSettings
@@ -69,3 +70,12 @@ def sqs_env(sqs_server: MotoSqs, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 def server(sqs_server: MotoSqs) -> MotoSqs:
     """The module's moto server, by the short name the SQS tests use."""
     return sqs_server
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    """moto in server mode for Secrets Manager and SSM, counting calls; one per module."""
+    server = MotoServer()
+    server.start()
+    yield server
+    server.stop()

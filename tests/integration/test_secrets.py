@@ -69,14 +69,6 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # -- AWS: moto in server mode ----------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    server = MotoServer()
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def aws(moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> MotoServer:
     """Dummy credentials, us-east-1, every boto3 client sent to moto through AWS_ENDPOINT_URL."""

@@ -124,14 +124,6 @@ class TencentStore:
         self.fake.stop()
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    server = MotoServer()
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(params=STORES)
 def store(request: pytest.FixtureRequest, moto: MotoServer, monkeypatch: pytest.MonkeyPatch,
           tmp_path: Path) -> Iterator[Store]:
