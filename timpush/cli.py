@@ -18,8 +18,8 @@ def _invoke(args: argparse.Namespace) -> int:
 
     text = sys.stdin.read() if args.event == "-" else _read(args.event)
     try:
-        event = json.loads(text)
-    except json.JSONDecodeError as exc:
+        event = json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:  # Lambda hands the function strict JSON; so does invoke
         print(f"timpush invoke: {args.event} is not JSON: {exc}", file=sys.stderr)
         return 2
     context = LocalContext(timeout_seconds=args.timeout)
@@ -31,6 +31,10 @@ def _invoke(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(result, ensure_ascii=False))
     return 0
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON (Lambda payloads are strict JSON)")
 
 
 def _read(path: str) -> str:

@@ -50,6 +50,11 @@ def test_invoke_reads_stdin_and_keeps_stdout_for_the_result(tmp_path: Path) -> N
     assert KEY not in run.stdout + run.stderr
 
 
+def test_invoke_refuses_what_lambda_would_not_deliver() -> None:
+    run = timpush("invoke", "-", stdin='{"TaskID": 5, "Type": "All", "Content": {"x": NaN}}')
+    assert run.returncode == 2 and "NaN is not JSON" in run.stderr
+
+
 def test_invoke_names_a_bad_variable() -> None:
     run = timpush("invoke", "-", env={"IM_SECRET_KEY": KEY, "IM_SDKAPPID": str(APP), "IM_RATE_LIMIT": "fast"},
                   stdin="{}")
