@@ -21,6 +21,7 @@ from handler.im.ratelimit import NoSlot, RateLimiter
 from handler.im.regions import base_url
 from handler.im.usersig import Identity, UserSigCache
 from handler.model import NOT_JSON, Item, LocalRefusal, Modification, validate
+from handler.observability import logger
 from handler.outcome import Outcome, Status
 from handler.secrets import IdentityProvider, SecretUnavailable
 
@@ -65,6 +66,9 @@ class Modifier:
             modification = validate(item.parsed, sdkappid=self._settings.sdkappid, now=datetime.now(UTC))
         except LocalRefusal as refusal:
             return _refused(item, request, refusal)
+        logger.debug("validated", extra={"task_id": modification.TaskID, "task_type": modification.Type,
+                                         "sched_at": modification.SchedAt,
+                                         "content_keys": sorted(modification.Content or {})})
         try:
             identity = self._identities.get()
         except SecretUnavailable as exc:
@@ -90,16 +94,22 @@ class Modifier:
                 return _outcome(item, mod, result, error_class, state)
 
     def _attempt(self, mod: Modification, state: _Attempt, deadline: float) -> client.ImResult:
+        asked = time.perf_counter()
         try:
             self._limiter.acquire(deadline)
         except NoSlot as exc:
             return client.ImResult(codes.TIMED_OUT, f"not sent: {exc}", Origin.LOCAL)
+        paced_ms = round((time.perf_counter() - asked) * 1000, 1)
         state.attempts += 1
         identity = state.identity
         creds = client.Credentials(identity.sdkappid, identity.admin, self._sigs.get(identity))
+        logger.debug("sending", extra={"task_id": mod.TaskID, "attempt": state.attempts, "paced_ms": paced_ms,
+                                       "usersig_expires_at": self._sigs.expires_at})
         remaining = deadline - self._clock()
         result = client.call(self._base, API, mod.body(identity.sdkappid), creds, read_timeout=remaining)
         state.latency += result.latency
+        logger.debug("answered", extra={"task_id": mod.TaskID, "attempt": state.attempts, "error_code": result.code,
+                                        "error_info": result.info, "latency_ms": round(result.latency * 1000, 1)})
         return result
 
     def _again(self, result: client.ImResult, error_class: ErrorClass | None, state: _Attempt,

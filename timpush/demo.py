@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import io
 import json
+import logging
 import os
 import secrets
 import sys
@@ -18,7 +19,7 @@ import time
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from handler.im import client
 from handler.im.usersig import generate
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         _configure(emu.url, key, dead)
         _say(f"IM emulator listening on {emu.url} (SDKAppID {APP}, admin {ADMIN})")
         create_tasks(emu, key)
+        _trace_one(emu)
         samples = sorted(EVENTS.glob("*.json"), key=lambda p: (p.stem.removesuffix("-failing"), p.stem))
         rows = [_run_event(emu, path) for path in samples]
         _print_events(rows)
@@ -109,6 +111,48 @@ def create_tasks(emu: Emulator, key: str) -> None:
         _say(f"created task {result.body and result.body.get('TaskID')} ({task_type}, SchedAt {sched_at})")
     emu.advance(120)  # the emulator's clock moves on: the "soon" task has been dispatched
     _say("advanced the emulator clock 2 minutes: task 1234567893 is now dispatched\n")
+
+
+def _trace_one(emu: Emulator) -> None:
+    """One queue message with the handler's debug lines, told as steps (the server fails it once)."""
+    from handler import lambda_handler
+    from handler.observability import logger
+
+    event = json.loads((EVENTS / "sqs-standard.json").read_text(encoding="utf-8"))
+    event["Records"] = event["Records"][:1]
+    emu.add_faults([Fault(kind="internal_error", count=1, api="modify")])
+    lines, level = io.StringIO(), logger.log_level
+    output = cast(logging.StreamHandler, logger.registered_handler)  # type: ignore[type-arg]
+    stream = output.setStream(lines)
+    logger.setLevel("DEBUG")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            result = lambda_handler(event, LocalContext(timeout_seconds=30))
+    finally:
+        output.setStream(stream)
+        logger.setLevel(level)
+        emu.clear_faults()
+    _say("One queue message, step by step (events/sqs-standard.json, its first record; the server fails once):")
+    for step in (_step(json.loads(line)) for line in lines.getvalue().splitlines() if line.startswith("{")):
+        if step:
+            _say(f"  {step}")
+    _say(f"  answer to SQS: {json.dumps(result)}\n")
+
+
+def _step(line: dict[str, Any]) -> str | None:
+    message = line.get("message")
+    if message == "validated":
+        return (f"validated locally   TaskID {line['task_id']}, Type {line['task_type']}, "
+                f"SchedAt {line['sched_at']} (UTC)")
+    if message == "sending":
+        until = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(line["usersig_expires_at"]))
+        return (f"paced and signed    waited {line['paced_ms']} ms for a send slot; admin UserSig valid until "
+                f"{until}, reused\n  sent                modify_sched_task, attempt {line['attempt']}")
+    if message == "answered":
+        return f"answered            ErrorCode {line['error_code']} {line['error_info']!r} in {line['latency_ms']} ms"
+    if str(message).startswith("modification "):
+        return f"finished            {line['outcome']} after {line['attempts']} attempt(s): one log line, one metric"
+    return None
 
 
 def _run_event(emu: Emulator, path: Path) -> tuple[str, str]:

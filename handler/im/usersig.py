@@ -129,6 +129,12 @@ class UserSigCache:
         self._identity: Identity | None = None
         self._sig = ""
         self._renew_at = 0.0
+        self._expires_at = 0
+
+    @property
+    def expires_at(self) -> int:
+        """When the cached sig lapses (Unix time), 0 before the first; safe to log, unlike the sig."""
+        return self._expires_at
 
     def get(self, identity: Identity) -> str:
         """The cached sig for ``identity``, made anew when absent, near expiry, or for another key."""
@@ -147,3 +153,4 @@ class UserSigCache:
         self._sig = generate(identity.sdkappid, identity.key, identity.admin, self._expire, now)
         self._identity = identity
         self._renew_at = now + self._expire - self._margin
+        self._expires_at = now + self._expire

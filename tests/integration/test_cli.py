@@ -28,6 +28,9 @@ def test_demo_shows_the_whole_flow(tmp_path: Path) -> None:
     out = run.stdout
     # Given the tasks it created, it ran every sample and read the tasks back
     assert "created task 1234567890" in out and "Tasks read back with get_sched_task" in out
+    # One message told step by step: validated, paced and signed, failed once, retried, succeeded
+    assert "ErrorCode 90105 'internal error'" in out and "modify_sched_task, attempt 2" in out
+    assert "succeeded after 2 attempt(s)" in out
     for sample in (ROOT / "events").glob("*.json"):
         assert f"  {sample.stem} " in out, sample.stem
     # And failures of each kind landed in the dead-letter file with their codes
