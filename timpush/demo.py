@@ -18,6 +18,7 @@ import sys
 import time
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,11 +26,12 @@ from handler.im import client
 from handler.im.usersig import generate
 from timpush.context import LocalContext
 from timpush.emulator import Emulator, EmulatorSettings, Fault
+from timpush.emulator.settings import SAMPLE_FIRST_TASK_ID
 
 APP = 1400000001
 ADMIN = "administrator"
 EVENTS = Path(__file__).resolve().parent.parent / "events"
-FIRST_TASK_ID = 1234567890  # the samples in events/ name these tasks
+FIRST_TASK_ID = SAMPLE_FIRST_TASK_ID  # the samples in events/ name these tasks
 TASKS: list[tuple[str, dict[str, Any]]] = [
     ("All", {"OfflinePushInfo": {"Title": "Spring sale", "Desc": "Everything 20% off"}}),
     ("Tag", {"Condition": {"TagsOr": ["vip"]}, "OfflinePushInfo": {"Title": "VIP early access", "Desc": "Soon"}}),
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     with Emulator(settings) as emu:
         _configure(emu.url, key, dead)
         _say(f"IM emulator listening on {emu.url} (SDKAppID {APP}, admin {ADMIN})")
-        create_tasks(emu, key)
+        create_tasks(emu, _say)
         _trace_one(emu)
         samples = sorted(EVENTS.glob("*.json"), key=lambda p: (p.stem.removesuffix("-failing"), p.stem))
         rows = [_run_event(emu, path) for path in samples]
@@ -101,16 +103,19 @@ def _creds(key: str) -> client.Credentials:
     return client.Credentials(APP, ADMIN, generate(APP, key, ADMIN, 3600))
 
 
-def create_tasks(emu: Emulator, key: str) -> None:
-    """The tasks the samples in events/ name, the fourth already dispatched."""
+def create_tasks(emu: Emulator, say: Callable[[str], None] = print) -> None:
+    """The tasks the samples in events/ name, the fourth already dispatched (the emulator needs
+    ``first_task_id=FIRST_TASK_ID``). Signed with the emulator's own app, key and first admin."""
+    app, admin = emu.settings.sdkappid, emu.settings.admins[0]
+    creds = client.Credentials(app, admin, generate(app, emu.settings.key, admin, 3600))
     soon = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + 2))
     for index, (task_type, content) in enumerate(TASKS):
         sched_at = soon if index == 3 else "2031-06-15 14:00:00"
-        body = {"Sdkappid": APP, "Type": task_type, "SchedAt": sched_at, "Content": {"From_Account": ADMIN, **content}}
-        result = client.call(emu.url, "add_sched_task", body, _creds(key))
-        _say(f"created task {result.body and result.body.get('TaskID')} ({task_type}, SchedAt {sched_at})")
+        body = {"Sdkappid": app, "Type": task_type, "SchedAt": sched_at, "Content": {"From_Account": admin, **content}}
+        result = client.call(emu.url, "add_sched_task", body, creds)
+        say(f"created task {result.body and result.body.get('TaskID')} ({task_type}, SchedAt {sched_at})")
     emu.advance(120)  # the emulator's clock moves on: the "soon" task has been dispatched
-    _say("advanced the emulator clock 2 minutes: task 1234567893 is now dispatched\n")
+    say(f"advanced the emulator clock 2 minutes: task {FIRST_TASK_ID + 3} is now dispatched\n")
 
 
 def _trace_one(emu: Emulator) -> None:

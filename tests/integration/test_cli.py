@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from handler.im.usersig import verify
+from tests.fakes.moto_sqs import free_port
 from tests.support.im import APP, KEY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,3 +71,28 @@ def test_usersig_takes_the_key_from_stdin_only() -> None:
     assert verify(run.stdout.strip(), APP, "administrator", KEY)
     missing = timpush("usersig", "--sdkappid", str(APP), stdin="")
     assert missing.returncode == 2 and "IM_SECRET_KEY" in missing.stderr
+
+
+def test_emulator_with_sample_tasks_serves_what_the_samples_name(tmp_path: Path) -> None:
+    # Given an emulator started by hand as the README shows, with the samples' tasks
+    port = free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("IM_", "DEAD_LETTER"))}
+    server = subprocess.Popen([sys.executable, "-m", "timpush.cli", "emulator", "--port", str(port),
+                               "--sample-tasks"], env={**base, "IM_SECRET_KEY": KEY}, cwd=ROOT,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stderr is not None
+        for line in server.stderr:  # it announces itself once the tasks exist
+            if "serving http://127.0.0.1" in line:
+                break
+        # When a sample is invoked against it
+        env = {"IM_ENDPOINT": f"http://127.0.0.1:{port}", "IM_SECRET_KEY": KEY, "IM_SDKAPPID": str(APP),
+               "DEAD_LETTER": f"file:{tmp_path / 'dl.jsonl'}"}
+        direct = timpush("invoke", "events/direct.json", env=env)
+        late = timpush("invoke", "events/http-api-v2-failing.json", env=env)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    # Then the tasks were there, the fourth already dispatched
+    assert json.loads(direct.stdout)["succeeded"] == 2, direct.stderr
+    assert json.loads(late.stdout)["statusCode"] == 409

@@ -126,7 +126,7 @@ def test_no_key_or_usersig_leaves_through_any_trigger_or_failure(
     settings = EmulatorSettings(sdkappid=APP, key=KEY, admins=(ADMIN,), seed=0, first_task_id=FIRST_TASK_ID,
                                 rate_limit=0)
     with Emulator(settings) as emu:
-        create_tasks(emu, KEY)
+        create_tasks(emu, say=lambda _text: None)
         configure(monkeypatch, emulator_env(emu, tmp_path))
         # Every sample, with the demo's faults armed
         for path in sorted(EVENTS.glob("*.json")):

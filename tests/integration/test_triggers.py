@@ -25,7 +25,7 @@ T0, T1, T2, T3, T4 = range(1234567890, 1234567895)
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
     settings = EmulatorSettings(sdkappid=APP, key=KEY, admins=(ADMIN,), seed=0, first_task_id=T0)
     with Emulator(settings) as emu:
-        create_tasks(emu, KEY)
+        create_tasks(emu, say=lambda _text: None)
         emu.clear_requests()
         env = {"IM_ENDPOINT": emu.url, "IM_SDKAPPID": str(APP), "IM_SECRET_KEY": KEY, "IM_ADMIN": ADMIN,
                "DEAD_LETTER": f"file:{tmp_path / 'dl.jsonl'}", "IM_RATE_LIMIT": "5"}

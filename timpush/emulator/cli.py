@@ -12,7 +12,13 @@ import threading
 
 from timpush.emulator.faults import KINDS, Fault
 from timpush.emulator.server import Emulator
-from timpush.emulator.settings import CONTENT_MODES, DEFAULT_ADMIN, DEFAULT_SDKAPPID, EmulatorSettings
+from timpush.emulator.settings import (
+    CONTENT_MODES,
+    DEFAULT_ADMIN,
+    DEFAULT_SDKAPPID,
+    SAMPLE_FIRST_TASK_ID,
+    EmulatorSettings,
+)
 
 KEY_VARIABLE = "IM_SECRET_KEY"
 
@@ -28,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dispatch-seconds", type=float, default=5.0, help="time a task spends dispatching")
     parser.add_argument("--content-mode", choices=CONTENT_MODES, default="merge", help="how modify applies Content")
     parser.add_argument("--allow-past", action="store_true", help="accept a SchedAt that has already passed")
+    parser.add_argument("--sample-tasks", action="store_true",
+                        help="start with the five tasks the samples in events/ name (1234567890 on; the fourth "
+                             "already dispatched), so `timpush invoke events/NAME.json` works against it")
     parser.add_argument(
         "--fault",
         action="append",
@@ -61,6 +70,10 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     except OSError as exc:
         print(f"timpush emulator: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1
+    if args.sample_tasks:
+        from timpush.demo import create_tasks  # the handler's client, only for this option
+
+        create_tasks(emulator, say=lambda text: print(text, file=sys.stderr))
     return _serve(emulator, stop or threading.Event())
 
 
@@ -74,6 +87,7 @@ def _settings(args: argparse.Namespace, key: str) -> EmulatorSettings:
         dispatch_seconds=args.dispatch_seconds,
         content_mode=args.content_mode,
         refuse_past=not args.allow_past,
+        first_task_id=SAMPLE_FIRST_TASK_ID if args.sample_tasks else None,
     )
 
 

@@ -14,6 +14,7 @@ ListFilter = Literal["createat", "schedat", "orderby"]
 
 DEFAULT_SDKAPPID = 1400000001
 DEFAULT_ADMIN = "administrator"
+SAMPLE_FIRST_TASK_ID = 1234567890  # the first task the samples in events/ name (the docs' example ID)
 CONTENT_MODES: tuple[ContentMode, ...] = ("merge", "replace")
 LIST_FILTERS: tuple[ListFilter, ...] = ("createat", "schedat", "orderby")
 
