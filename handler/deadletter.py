@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from handler.config import Settings
+from handler.observability import logger
 from handler.outcome import Outcome
 
 KIND = "timpush.dead-letter"
@@ -90,6 +91,15 @@ def redrives_of(doc: Mapping[str, Any]) -> int:
     """The ``redrives`` of a dead-letter record (absent = 0)."""
     value = doc.get("redrives", 0)
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def parse_record(text: str) -> dict[str, Any] | None:
+    """The dead-letter document in ``text`` (a file line or a queue message), None when it is not one."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    return doc if is_record(doc) else None
 
 
 def is_record(doc: object) -> bool:
@@ -177,8 +187,14 @@ class DeadLetters:
             spec = self.route(doc["error"]["code"], doc["error"]["class"])
             batches.setdefault(spec, []).append(doc)
             specs.append(spec)
-        for spec, docs in batches.items():
-            self._sink(spec).write(docs)
+        try:
+            for spec, docs in batches.items():
+                self._sink(spec).write(docs)
+        except DeadLetterError:
+            # The caller keeps the message or fails the invocation; the log keeps the records meanwhile.
+            logger.exception("dead letters could not be written", extra={"records": [d for b in batches.values()
+                                                                                      for d in b]})
+            raise
         return specs
 
     def _sink(self, spec: str) -> Sink:

@@ -10,14 +10,13 @@ At most MAX_PER_RUN messages are looked at per run; everything not redriven is l
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from handler.deadletter import DeadLetterError, is_record, redrives_of
+from handler.deadletter import DeadLetterError, parse_record, redrives_of
 from handler.im.codes import ErrorClass
 from handler.observability import logger, metrics
 from handler.runtime import Runtime
@@ -81,7 +80,7 @@ class _Job:
 
     def _due(self, message: Received) -> dict[str, Any] | None:
         """The record when it is to be redriven; otherwise count it and leave the message."""
-        doc = _load(message.body)
+        doc = parse_record(message.body)
         if doc is None or doc["error"].get("class") != ErrorClass.RETRYABLE:
             self._leave(message, "kept")
             return None
@@ -126,11 +125,3 @@ class _Job:
         except DeadLetterError:
             logger.warning("could not make dead letters visible again; they reappear after the timeout",
                            extra={"count": len(self.left), "visibility_timeout": VISIBILITY})
-
-
-def _load(body: str) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return None
-    return doc if is_record(doc) else None

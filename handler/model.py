@@ -38,6 +38,7 @@ MSG_RANDOM_MAX: Final = 2**32 - 1
 TO_ACCOUNT_MAX: Final = 500
 TAGS_MAX: Final = 10
 TAG_MAX_BYTES: Final = 50
+SDKAPPID_MISMATCH: Final = "{got} does not match the configured SDKAppID {expected}"
 ECHO_MAX: Final = 60  # echoed input is capped so a huge value never lands in a reason or a log
 
 API_TIME: Final = "%Y-%m-%d %H:%M:%S"
@@ -194,7 +195,7 @@ class Modification(BaseModel):
         expected = _context(info).get("sdkappid")
         if value is not None and expected is not None and value != expected:
             raise PydanticCustomError(
-                "sdkappid_mismatch", "{got} does not match the configured SDKAppID {expected}",
+                "sdkappid_mismatch", SDKAPPID_MISMATCH,
                 {"got": _show(value), "expected": expected},
             )
         return value

@@ -61,6 +61,12 @@ def report(outcome: Outcome, fate: str, source: dict[str, Any], **extra: Any) ->
     _count(outcome, fate)
 
 
+def report_all(outcomes: list[Outcome], failed_fate: str, source: dict[str, Any]) -> None:
+    """One line each: succeeded, or ``failed_fate`` (retry, dead_lettered) for the rest."""
+    for outcome in outcomes:
+        report(outcome, SUCCEEDED if outcome.succeeded else failed_fate, source)
+
+
 def _count(outcome: Outcome, fate: str) -> None:
     metrics.add_metric(name=_METRIC_FOR[fate], unit=MetricUnit.Count, value=1)
     if outcome.error_class is not None and not outcome.succeeded:

@@ -20,7 +20,7 @@ from handler.im.codes import ErrorClass, Origin, classify
 from handler.im.ratelimit import NoSlot, RateLimiter
 from handler.im.regions import base_url
 from handler.im.usersig import Identity, UserSigCache
-from handler.model import NOT_JSON, Item, LocalRefusal, Modification, validate
+from handler.model import NOT_JSON, SDKAPPID_MISMATCH, Item, LocalRefusal, Modification, validate
 from handler.observability import logger
 from handler.outcome import Outcome, Status
 from handler.secrets import IdentityProvider, SecretUnavailable
@@ -74,17 +74,10 @@ class Modifier:
         except SecretUnavailable as exc:
             return _secret_failure(item, modification.summary(), exc)
         if modification.Sdkappid not in (None, identity.sdkappid):
-            return self._mismatch(item, request, identity)
+            # known only now, from the secret: the same refusal validate() gives when it knows the app
+            reason = SDKAPPID_MISMATCH.format(got=modification.Sdkappid, expected=identity.sdkappid)
+            return _refused(item, request, LocalRefusal.single("Sdkappid", reason))
         return self._send(item, modification, _Attempt(identity), deadline)
-
-    @staticmethod
-    def _mismatch(item: Item, request: Any, identity: Identity) -> Outcome:
-        """Sdkappid differs from the app the secret names: the model's own check words the refusal."""
-        try:
-            validate(item.parsed, sdkappid=identity.sdkappid, now=datetime.now(UTC))
-        except LocalRefusal as refusal:
-            return _refused(item, request, refusal)
-        raise AssertionError("validate accepted a mismatched Sdkappid")  # pragma: no cover
 
     def _send(self, item: Item, mod: Modification, state: _Attempt, deadline: float) -> Outcome:
         while True:

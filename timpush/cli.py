@@ -56,12 +56,6 @@ def _usersig(args: argparse.Namespace) -> int:
     return 0
 
 
-def _emulator(args: argparse.Namespace) -> int:
-    from timpush.emulator.cli import run
-
-    return run(args)
-
-
 def _demo(args: argparse.Namespace) -> int:
     from timpush.demo import run
 
@@ -83,10 +77,6 @@ def _parser() -> argparse.ArgumentParser:
     usersig.add_argument("--expire", type=int, default=86400, help="validity in seconds (default one day)")
     usersig.set_defaults(func=_usersig)
 
-    emulator = sub.add_parser("emulator", help="serve the local IM emulator")
-    _add_emulator_arguments(emulator)
-    emulator.set_defaults(func=_emulator)
-
     demo = sub.add_parser("demo", help="run the whole flow locally: emulator, handler, dead letters")
     demo.add_argument("--dead-letters", default="demo-dead-letters.jsonl", help="file the demo dead-letters to")
     demo.add_argument("--verbose", action="store_true", help="also show the handler's JSON log lines (stderr)")
@@ -98,10 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
-    from timpush.emulator.cli import add_arguments
+def _emulator(parser: argparse.ArgumentParser) -> None:
+    """serve the local IM emulator"""
+    from timpush.emulator import cli
 
-    add_arguments(parser)
+    cli.add_arguments(parser)
+    parser.set_defaults(func=cli.run)
 
 
 def _bundle(parser: argparse.ArgumentParser) -> None:
@@ -120,7 +112,10 @@ def _redrive(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=redrive.run)
 
 
-_PLUGINS: dict[str, Callable[[argparse.ArgumentParser], None]] = {"bundle": _bundle, "redrive": _redrive}
+# Commands whose arguments live with their module: each loader adds them and names the function to run.
+_PLUGINS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "emulator": _emulator, "bundle": _bundle, "redrive": _redrive,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

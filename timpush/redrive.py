@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from handler.config import CLASS_NAMES
-from handler.deadletter import DeadLetterError, FileSink, Source, is_record, record, redrives_of
+from handler.deadletter import DeadLetterError, FileSink, Source, parse_record, record, redrives_of
 
 if TYPE_CHECKING:
     from handler.deadletter_sqs import Queue
@@ -57,14 +57,6 @@ class Letter:
         return int(self.doc["error"]["code"]) if self.doc else UNREADABLE
 
 
-def _parse(text: str) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        return None
-    return doc if is_record(doc) else None
-
-
 class FileSource:
     """A JSON Lines file, read once; ``finish`` rewrites it atomically without the removed lines."""
 
@@ -82,7 +74,7 @@ class FileSource:
         self.total: int | None = sum(1 for line in self._lines if line.strip())
 
     def batches(self) -> Iterator[list[Letter]]:
-        letters = [Letter(_parse(line.decode("utf-8", "replace")), i) for i, line in enumerate(self._lines)
+        letters = [Letter(parse_record(line.decode("utf-8", "replace")), i) for i, line in enumerate(self._lines)
                    if line.strip()]
         for start in range(0, len(letters), BATCH):
             yield letters[start:start + BATCH]
@@ -148,7 +140,7 @@ class QueueSource:
             if not fresh:  # empty, or only messages whose hiding ran out: everything has been looked at
                 return
             self._seen.update(m.message_id for m in fresh)
-            yield [Letter(_parse(m.body), m) for m in fresh]
+            yield [Letter(parse_record(m.body), m) for m in fresh]
 
     def remove(self, letters: Sequence[Letter]) -> None:
         receipts = [self._pending.pop(letter.ref.message_id) for letter in letters]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from handler.deadletter import DeadLetterError, Source, record
+from handler.deadletter import Source, record
 from handler.model import split_payload
-from handler.observability import DEAD_LETTERED, SUCCEEDED, logger, report
+from handler.observability import DEAD_LETTERED, SUCCEEDED, report_all
 from handler.outcome import Outcome
 from handler.runtime import Runtime
 
@@ -18,14 +18,8 @@ from handler.runtime import Runtime
 def handle(payload: Any, source: Source, runtime: Runtime, deadline: float) -> dict[str, Any]:
     outcomes = [runtime.modifier.apply(item, deadline) for item in split_payload(payload)]
     failures = [o for o in outcomes if not o.succeeded]
-    records = [record(o, source) for o in failures]
-    try:
-        runtime.dead_letters.send(records)
-    except DeadLetterError:
-        logger.exception("dead letters could not be written; failing the invocation", extra={"records": records})
-        raise
-    for outcome in outcomes:
-        report(outcome, SUCCEEDED if outcome.succeeded else DEAD_LETTERED, source.as_dict())
+    runtime.dead_letters.send([record(o, source) for o in failures])  # raises: Lambda keeps the payload
+    report_all(outcomes, DEAD_LETTERED, source.as_dict())
     return summary(outcomes)
 
 

@@ -83,6 +83,9 @@ def _path_problem(path_id: str) -> dict[str, str]:
     return {"field": "taskId", "message": f"taskId: the path must hold a positive integer, got {path_id[:30]!r}"}
 
 
+_NOT_AN_OBJECT = {"field": "body", "message": "body: must be a JSON object (the modification)"}
+
+
 def _body(raw: str, task_id: int | None, path_id: str) -> tuple[Any, dict[str, str] | None]:
     """The JSON body with the path's TaskID filled in; or the field problem that refuses it."""
     if task_id is None:
@@ -90,9 +93,9 @@ def _body(raw: str, task_id: int | None, path_id: str) -> tuple[Any, dict[str, s
     try:
         parsed = json.loads(raw)
     except ValueError:
-        return None, {"field": "body", "message": "body: must be a JSON object (the modification)"}
+        return None, _NOT_AN_OBJECT
     if not isinstance(parsed, dict):
-        return parsed, {"field": "body", "message": "body: must be a JSON object (the modification)"}
+        return parsed, _NOT_AN_OBJECT
     if "TaskID" in parsed and str(parsed["TaskID"]) != str(task_id):
         return parsed, {"field": "TaskID", "message": f"TaskID: {str(parsed['TaskID'])[:30]} does not match "
                                                       f"the path's {task_id}"}

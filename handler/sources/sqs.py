@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from handler.deadletter import DeadLetterError, Source, record, redrive_count
 from handler.model import Item, split_payload
-from handler.observability import DEAD_LETTERED, RETRY, SUCCEEDED, logger, report
+from handler.observability import DEAD_LETTERED, RETRY, logger, report_all
 from handler.outcome import Outcome
 from handler.runtime import Runtime
 
@@ -65,8 +65,7 @@ def _handle_message(message: SQSRecord, runtime: Runtime, deadline: float) -> No
     items = split_payload(unwrap_sns(message.body))
     outcomes = [runtime.modifier.apply(item, deadline) for item in items]
     if any(o.retryable for o in outcomes) and receives < runtime.settings.max_receives:
-        for outcome in outcomes:
-            report(outcome, SUCCEEDED if outcome.succeeded else RETRY, source.as_dict())
+        report_all(outcomes, RETRY, source.as_dict())
         raise RetryLater(f"message {message.message_id}: retryable failure, delivery {receives}")
     redrives = redrive_count(message.raw_event.get("messageAttributes"))
     _finish(message.body, items, outcomes, source, runtime, redrives)
@@ -81,11 +80,9 @@ def _finish(body: str, items: list[Item], outcomes: list[Outcome], source: Sourc
         docs[0]["raw"] = body
     try:
         runtime.dead_letters.send(docs)
-    except DeadLetterError as exc:
-        logger.exception("dead letter not written; the message stays in its queue", extra={"records": docs})
+    except DeadLetterError as exc:  # logged with its records by send: the message stays in its queue
         raise RetryLater(str(exc)) from exc
-    for outcome in outcomes:
-        report(outcome, SUCCEEDED if outcome.succeeded else DEAD_LETTERED, source.as_dict())
+    report_all(outcomes, DEAD_LETTERED, source.as_dict())
 
 
 def unwrap_sns(body: str) -> str:
