@@ -138,7 +138,9 @@ class FileSink:
 
     def write(self, records: list[dict[str, Any]]) -> None:
         try:
-            with self._lock, open(self._path, "a", encoding="utf-8") as out:
+            # A lone surrogate (a valid JSON escape such as "\udcff") in a parsed request cannot be encoded
+            # as UTF-8; written as its escape it is still valid JSON and reads back as the same string.
+            with self._lock, open(self._path, "a", encoding="utf-8", errors="backslashreplace") as out:
                 for doc in records:
                     out.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
                     out.flush()

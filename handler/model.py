@@ -33,6 +33,7 @@ from handler.im.codes import INVALID_PARAMETERS, SCHED_TIME_PASSED
 LOCAL_INVALID: Final = INVALID_PARAMETERS
 LOCAL_TOO_LATE: Final = SCHED_TIME_PASSED
 
+ORDERED_FIELDS: Final = ("SchedAt", "Content")  # each ordered by its own issue time
 TASK_ID_MAX: Final = 2**63 - 1
 MSG_RANDOM_MAX: Final = 2**32 - 1
 TO_ACCOUNT_MAX: Final = 500
@@ -50,6 +51,8 @@ _ISO_FORM = re.compile(
 _DIGITS = re.compile(r"[0-9]+")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,59}")
 _PASSED = "sched_time_passed"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+ISSUED_AHEAD_MAX: Final = timedelta(minutes=5)  # producer clock skew allowed; a later IssuedAt would pin the task
 
 
 class _NotJson:
@@ -101,7 +104,10 @@ def _kind(value: object) -> str:
 
 
 def _cap(text: str) -> str:
-    return text if len(text) <= ECHO_MAX else text[: ECHO_MAX - 1] + "…"
+    """At most ECHO_MAX characters, lone surrogates (valid JSON escapes such as ``"\\udcff"``) shown escaped:
+    a reason must encode as UTF-8 wherever it goes (pydantic's error rendering, a log, a file)."""
+    text = text if len(text) <= ECHO_MAX else text[: ECHO_MAX - 1] + "…"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") if _SURROGATE.search(text) else text
 
 
 # --- SchedAt -------------------------------------------------------------------------------------
@@ -146,6 +152,31 @@ def _bad_time(text: str, why: str) -> PydanticCustomError:
     )
 
 
+def parse_issued_at(text: str) -> datetime:
+    """``IssuedAt``: ISO 8601 with a UTC offset (or ``Z``), milliseconds kept; a time without one is refused,
+    since the producer's zone cannot be guessed and a wrong guess reorders changes by hours."""
+    iso = _ISO_FORM.fullmatch(text)
+    if iso is None or iso.group(7) is None:
+        raise PydanticCustomError(
+            "issued_at_format", "expected ISO 8601 with a UTC offset such as '2030-06-01T08:00:00.250Z', got {got}",
+            {"got": _show(text)},
+        )
+    parts = [int(g or 0) for g in iso.groups()[:6]]
+    when = _build(text, parts, _offset(iso))
+    return when.replace(microsecond=_millis(text) * 1000)
+
+
+def _millis(text: str) -> int:
+    fraction = re.search(r"[.,]([0-9]+)", text)
+    return int((fraction.group(1) + "00")[:3]) if fraction else 0
+
+
+def format_issued_at(when: datetime) -> str:
+    """An issue time as DESIGN writes it: ISO 8601 UTC with milliseconds."""
+    when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
 # --- the modification ----------------------------------------------------------------------------
 
 
@@ -174,6 +205,7 @@ class Modification(BaseModel):
     SchedAt: str | None = None
     Content: dict[str, Any] | None = None
     Sdkappid: int | None = None
+    IssuedAt: str | None = None  # orders modifications (DESIGN "Order"); never sent to the API
 
     _validate_task_id = field_validator("TaskID", mode="before")(_task_id)
 
@@ -184,10 +216,22 @@ class Modification(BaseModel):
             return None
         when = parse_sched_at(value)
         now = _context(info).get("now")
-        if isinstance(now, datetime) and when <= (now if now.tzinfo else now.replace(tzinfo=UTC)):
+        if isinstance(now, datetime) and when <= _aware(now):
             raise PydanticCustomError(_PASSED, "{when} is not in the future",
                                       {"when": when.strftime(API_TIME)})
         return when.strftime(API_TIME)
+
+    @field_validator("IssuedAt")
+    @classmethod
+    def _normalise_issued_at(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        when = parse_issued_at(value)
+        now = _context(info).get("now")
+        if isinstance(now, datetime) and when > _aware(now) + ISSUED_AHEAD_MAX:
+            raise PydanticCustomError("issued_at_future", "{when} is more than {n} minutes in the future",
+                                      {"when": format_issued_at(when), "n": ISSUED_AHEAD_MAX.seconds // 60})
+        return format_issued_at(when)
 
     @field_validator("Sdkappid")
     @classmethod
@@ -200,18 +244,36 @@ class Modification(BaseModel):
             )
         return value
 
-    def body(self, sdkappid: int) -> dict[str, Any]:
-        """The ``modify_sched_task`` request body."""
-        return {"Sdkappid": sdkappid, **self.summary()}
+    @property
+    def issued_at(self) -> datetime | None:
+        """``IssuedAt`` as an aware UTC time (None when the producer did not say)."""
+        return parse_issued_at(self.IssuedAt) if self.IssuedAt else None
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The ordered fields this modification sets (DESIGN "Order"): ``SchedAt``, ``Content``."""
+        return tuple(name for name in ORDERED_FIELDS if getattr(self, name) is not None)
+
+    def body(self, sdkappid: int, only: Sequence[str] = ORDERED_FIELDS) -> dict[str, Any]:
+        """The ``modify_sched_task`` request body, with only the ordered fields named in ``only``."""
+        out: dict[str, Any] = {"Sdkappid": sdkappid, "TaskID": self.TaskID, "Type": self.Type}
+        if self.SchedAt is not None and "SchedAt" in only:
+            out["SchedAt"] = self.SchedAt
+        if self.Content is not None and "Content" in only:
+            out["Content"] = copy.deepcopy(self.Content)
+        return out
 
     def summary(self) -> dict[str, Any]:
         """The normalised request for logs and dead letters (no Sdkappid)."""
-        out: dict[str, Any] = {"TaskID": self.TaskID, "Type": self.Type}
-        if self.SchedAt is not None:
-            out["SchedAt"] = self.SchedAt
-        if self.Content is not None:
-            out["Content"] = copy.deepcopy(self.Content)
+        out = self.body(0)
+        del out["Sdkappid"]
+        if self.IssuedAt is not None:
+            out["IssuedAt"] = self.IssuedAt
         return out
+
+
+def _aware(now: datetime) -> datetime:
+    return now if now.tzinfo else now.replace(tzinfo=UTC)
 
 
 def _context(info: ValidationInfo) -> dict[str, Any]:

@@ -179,7 +179,7 @@ REFUSED = [
      "expected a non-empty array of modifications, got an object"),
     ("modifications-empty", {"modifications": []}, NONE, "modifications", "non-empty array"),
     ("unknown-key", mod(SchedAT=LATER), NONE, "SchedAT",
-     "unknown field (expected one of TaskID, Type, SchedAt, Content, Sdkappid)"),
+     "unknown field (expected one of TaskID, Type, SchedAt, Content, Sdkappid, IssuedAt)"),
     ("nothing-to-modify", mod(SchedAt=...), NONE, "modification", "needs SchedAt or Content"),
     ("nothing-to-modify-nulls", mod(SchedAt=None, Content=None), NONE, "modification", "needs SchedAt or Content"),
     # TaskID
@@ -215,6 +215,15 @@ REFUSED = [
     ("schedat-api-form-with-offset", mod(SchedAt="2030-06-15 14:00:00+08:00"), NONE, "SchedAt", "ISO 8601"),
     ("schedat-slashes", mod(SchedAt="2030/06/15 14:00:00"), NONE, "SchedAt", "got '2030/06/15 14:00:00'"),
     ("schedat-number", mod(SchedAt=1900000000), NONE, "SchedAt", "expected a string, got 1900000000"),
+    ("schedat-lone-surrogate", mod(SchedAt="\udcff"), NONE, "SchedAt", "got '\\udcff'"),
+    ("schedat-surrogate-pair-halves", mod(SchedAt="2030-06-15\ud83d 10:00:00"), NONE, "SchedAt", "\\ud83d"),
+    # IssuedAt
+    ("issuedat-naive", mod(IssuedAt="2026-01-01T11:00:00"), NONE, "IssuedAt", "with a UTC offset"),
+    ("issuedat-api-form", mod(IssuedAt="2026-01-01 11:00:00"), NONE, "IssuedAt", "with a UTC offset"),
+    ("issuedat-far-future", mod(IssuedAt="2026-01-01T12:06:00Z"), NONE, "IssuedAt",
+     "2026-01-01T12:06:00.000Z is more than 5 minutes in the future"),
+    ("issuedat-number", mod(IssuedAt=1767268800000), NONE, "IssuedAt", "expected a string"),
+    ("issuedat-surrogate", mod(IssuedAt="\udc80Z"), NONE, "IssuedAt", "\\udc80"),
     # Sdkappid
     ("sdkappid-mismatch", mod(Sdkappid=1400000001), NONE, "Sdkappid",
      "1400000001 does not match the configured SDKAppID 1400000000"),
@@ -455,3 +464,23 @@ def test_split_payload_always_gives_items(payload: object) -> None:
 def test_an_odd_unknown_key_is_quoted_and_capped(key: str, field: str) -> None:
     got = refusal(mod(**{key: 1}))
     assert [e["field"] for e in got.errors] == [field]
+
+
+def test_issued_at_is_normalised_to_utc_milliseconds_and_never_sent() -> None:
+    got = validate(mod(IssuedAt="2026-01-01T19:59:00.1234+08:00"), sdkappid=SDKAPPID, now=NOW)
+    assert got.IssuedAt == "2026-01-01T11:59:00.123Z"
+    assert got.issued_at == datetime(2026, 1, 1, 11, 59, 0, 123000, tzinfo=UTC)
+    assert got.summary()["IssuedAt"] == "2026-01-01T11:59:00.123Z"
+    assert "IssuedAt" not in got.body(SDKAPPID)
+
+
+def test_issued_at_a_little_ahead_is_clock_skew_and_accepted() -> None:
+    got = validate(mod(IssuedAt="2026-01-01T12:04:59Z"), sdkappid=SDKAPPID, now=NOW)
+    assert got.IssuedAt == "2026-01-01T12:04:59.000Z"
+
+
+def test_body_keeps_only_the_fields_asked_for() -> None:
+    got = validate(mod(Content={"X": 1}), sdkappid=SDKAPPID, now=NOW)
+    assert got.fields == ("SchedAt", "Content")
+    assert "SchedAt" not in got.body(SDKAPPID, only=("Content",))
+    assert got.body(SDKAPPID, only=("Content",))["Content"] == {"X": 1}
