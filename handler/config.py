@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from functools import cache
 from typing import Annotated
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from handler.im.regions import REGION_DOMAINS
 
 SINK_PREFIXES = ("file:", "sqs:")
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 CLASS_NAMES = frozenset({"invalid", "too_late", "retryable", "auth", "unknown"})
 
 
@@ -48,6 +50,7 @@ class Settings(BaseModel):
     dead_letter_routes: Annotated[dict[str, str], Field(alias="DEAD_LETTER_ROUTES")] = {}
     work_queue: Annotated[str | None, Field(alias="WORK_QUEUE")] = None
     tencent_ssm_endpoint: Annotated[str | None, Field(alias="TENCENTCLOUD_SSM_ENDPOINT")] = None
+    state_store: Annotated[str | None, Field(alias="IM_STATE_STORE")] = None
 
     @field_validator("region")
     @classmethod
@@ -62,6 +65,16 @@ class Settings(BaseModel):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
         return value.rstrip("/") if value else None
+
+    @field_validator("state_store")
+    @classmethod
+    def _state_store(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, _, table = value.partition(":")
+        if scheme != "dynamodb" or not _TABLE_NAME.fullmatch(table):
+            raise ValueError(f"must be dynamodb:TABLE (3-255 of A-Z a-z 0-9 _ . -), got {value!r}")
+        return value
 
     @field_validator("dead_letter")
     @classmethod

@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from handler.config import Settings
+from handler.model import format_issued_at, parse_issued_at
 from handler.observability import logger
 from handler.outcome import Outcome
 
 KIND = "timpush.dead-letter"
 VERSION = 1
 REDRIVES_ATTRIBUTE = "Redrives"  # SQS message attribute: how many times this body was redriven
+ISSUED_AT_ATTRIBUTE = "IssuedAt"  # SQS message attribute: when the change was made (DESIGN "Order")
 
 
 class DeadLetterError(Exception):
@@ -66,6 +68,8 @@ def record(
         "attempts": outcome.attempts,
         "failed_at": failed_at,
     }
+    if outcome.issued_at is not None:
+        doc["issued_at"] = format_issued_at(outcome.issued_at)
     if redrives > 0:
         doc["redrives"] = redrives
     return doc
@@ -85,6 +89,25 @@ def redrive_count(message_attributes: Mapping[str, Any] | None) -> int:
         return max(int(str(value)), 0)
     except ValueError:
         return 0
+
+
+def issued_at_attribute(message_attributes: Mapping[str, Any] | None) -> datetime | None:
+    """The ``IssuedAt`` attribute of an SQS message (a redriven change), None when absent or unreadable."""
+    attribute = (message_attributes or {}).get(ISSUED_AT_ATTRIBUTE)
+    if not isinstance(attribute, Mapping):
+        return None
+    return issued_at_of({"issued_at": attribute.get("stringValue", attribute.get("StringValue"))})
+
+
+def issued_at_of(doc: Mapping[str, Any]) -> datetime | None:
+    """The ``issued_at`` of a dead-letter record, None when absent or unreadable (an older record)."""
+    value = doc.get("issued_at")
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_issued_at(value)
+    except ValueError:  # pydantic's error is a ValueError
+        return None
 
 
 def redrives_of(doc: Mapping[str, Any]) -> int:

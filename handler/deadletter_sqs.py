@@ -21,7 +21,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from handler.deadletter import REDRIVES_ATTRIBUTE, DeadLetterError, redrives_of
+from handler.deadletter import ISSUED_AT_ATTRIBUTE, REDRIVES_ATTRIBUTE, DeadLetterError, redrives_of
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -208,6 +208,8 @@ def dead_letter_message(doc: Mapping[str, Any]) -> Outgoing:
                                         "Source": str(source.get("kind") or "unknown")}
     if task_id is not None:
         attributes["TaskID"] = task_id
+    if isinstance(doc.get("issued_at"), str):
+        attributes[ISSUED_AT_ATTRIBUTE] = doc["issued_at"]
     return Outgoing(
         body=json.dumps(doc, separators=(",", ":")),  # ASCII: SQS refuses some code points raw
         attributes=attributes,
@@ -217,12 +219,15 @@ def dead_letter_message(doc: Mapping[str, Any]) -> Outgoing:
 
 
 def work_message(doc: Mapping[str, Any]) -> Outgoing:
-    """A record's original body for the work queue, counting this redrive."""
+    """A record's original body for the work queue, counting this redrive and keeping when it was issued."""
     count = redrives_of(doc) + 1
     source = doc.get("source") or {}
+    attributes: dict[str, str | int] = {REDRIVES_ATTRIBUTE: count}
+    if isinstance(doc.get("issued_at"), str):
+        attributes[ISSUED_AT_ATTRIBUTE] = doc["issued_at"]
     return Outgoing(
         body=str(doc["raw"]),
-        attributes={REDRIVES_ATTRIBUTE: count},
+        attributes=attributes,
         group=task_id_of(doc) or UNKNOWN_GROUP,
         dedup=fingerprint(doc["raw"], source.get("id"), count),
     )

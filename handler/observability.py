@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from handler.im.codes import ErrorClass
+from handler.model import format_issued_at
 from handler.outcome import Outcome
 
 SERVICE = "timpush-modifier"
@@ -29,12 +30,14 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NA
 
 # The final fate of a modification, as logged under "outcome".
 SUCCEEDED = "succeeded"
+SUPERSEDED = "superseded"
 RETRY = "retry"
 DEAD_LETTERED = "dead_lettered"
 ANSWERED = "answered"
 
-_METRIC_FOR = {SUCCEEDED: "ModificationsSucceeded", RETRY: "ModificationsRetried",
-               DEAD_LETTERED: "ModificationsDeadLettered", ANSWERED: "ModificationsAnswered"}
+_METRIC_FOR = {SUCCEEDED: "ModificationsSucceeded", SUPERSEDED: "ModificationsSuperseded",
+               RETRY: "ModificationsRetried", DEAD_LETTERED: "ModificationsDeadLettered",
+               ANSWERED: "ModificationsAnswered"}
 
 
 def report(outcome: Outcome, fate: str, source: dict[str, Any], **extra: Any) -> None:
@@ -52,8 +55,15 @@ def report(outcome: Outcome, fate: str, source: dict[str, Any], **extra: Any) ->
         "source": source,
         **extra,
     }
-    if outcome.succeeded:
-        logger.info("modification succeeded", extra=fields)
+    if outcome.dropped:  # which newer change won each field left out (DESIGN "Order")
+        fields["superseded_by"] = dict(outcome.dropped)
+    if outcome.issued_at is not None:
+        fields["issued_at"] = format_issued_at(outcome.issued_at)
+    if outcome.superseded:
+        logger.info("modification superseded by a newer change", extra=fields)
+    elif outcome.succeeded:
+        logger.info("modification succeeded" + (" (older fields left out)" if outcome.dropped else ""),
+                    extra=fields)
     elif outcome.error_class is ErrorClass.AUTH:
         logger.error("modification failed: IM refused the admin credentials", extra=fields)
     else:
@@ -62,14 +72,20 @@ def report(outcome: Outcome, fate: str, source: dict[str, Any], **extra: Any) ->
 
 
 def report_all(outcomes: list[Outcome], failed_fate: str, source: dict[str, Any]) -> None:
-    """One line each: succeeded, or ``failed_fate`` (retry, dead_lettered) for the rest."""
+    """One line each: succeeded, superseded, or ``failed_fate`` (retry, dead_lettered) for the rest."""
     for outcome in outcomes:
-        report(outcome, SUCCEEDED if outcome.succeeded else failed_fate, source)
+        report(outcome, fate_of(outcome, failed_fate), source)
+
+
+def fate_of(outcome: Outcome, failed_fate: str) -> str:
+    if outcome.superseded:
+        return SUPERSEDED
+    return SUCCEEDED if outcome.succeeded else failed_fate
 
 
 def _count(outcome: Outcome, fate: str) -> None:
     metrics.add_metric(name=_METRIC_FOR[fate], unit=MetricUnit.Count, value=1)
-    if outcome.error_class is not None and not outcome.succeeded:
+    if outcome.error_class is not None and outcome.failed:
         metrics.add_metric(name=f"Failed_{outcome.error_class}", unit=MetricUnit.Count, value=1)
     if outcome.attempts:
         metrics.add_metric(name="UpstreamLatency", unit=MetricUnit.Milliseconds, value=outcome.latency_ms)

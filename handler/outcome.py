@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -11,6 +13,7 @@ from handler.im.codes import ErrorClass, Origin
 
 class Status(StrEnum):
     SUCCEEDED = "succeeded"
+    SUPERSEDED = "superseded"  # finished without sending: a newer change was applied (-7)
     FAILED = "failed"
 
 
@@ -30,6 +33,16 @@ class Outcome:
     errors: tuple[dict[str, str], ...] = ()  # field problems from local validation
     http_status: int | None = None
     secret_missing: bool = False  # -5 because the secret does not exist: a configuration error, not an outage
+    issued_at: datetime | None = None  # the modification's issue time (DESIGN "Order")
+    dropped: Mapping[str, Any] = field(default_factory=dict)  # field -> the newer change that won it
+
+    @property
+    def failed(self) -> bool:
+        return self.status is Status.FAILED
+
+    @property
+    def superseded(self) -> bool:
+        return self.status is Status.SUPERSEDED
 
     @property
     def succeeded(self) -> bool:

@@ -13,6 +13,8 @@ from handler import config
 from handler.deadletter import DeadLetters
 from handler.secrets import provider_for
 from handler.service import Modifier
+from handler.state import open_store
+from handler.state.order import TaskOrder
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,8 @@ class Runtime:
 @cache
 def runtime() -> Runtime:
     settings = config.settings()
-    return Runtime(settings, Modifier(settings, provider_for(settings)), DeadLetters.from_settings(settings))
+    modifier = Modifier(settings, provider_for(settings), order=TaskOrder(open_store(settings.state_store)))
+    return Runtime(settings, modifier, DeadLetters.from_settings(settings))
 
 
 def reset() -> None:

@@ -1,16 +1,17 @@
 """The modifier: turns one payload item into an Outcome. Knows nothing of triggers.
 
 Order of work: validate locally (bad input never reaches the API), get the identity (secret),
-pace, sign, send; retry what is retryable within the attempt budget and the invocation deadline;
-refresh the UserSig and re-fetch the secret once after an auth answer.
+take the task (its lease, and which fields are newer than what was applied: DESIGN "Order"), pace,
+sign, send; retry what is retryable within the attempt budget and the invocation deadline; refresh
+the UserSig and re-fetch the secret once after an auth answer; record a success, release the task.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,10 +21,22 @@ from handler.im.codes import ErrorClass, Origin, classify
 from handler.im.ratelimit import NoSlot, RateLimiter
 from handler.im.regions import base_url
 from handler.im.usersig import Identity, UserSigCache
-from handler.model import NOT_JSON, SDKAPPID_MISMATCH, Item, LocalRefusal, Modification, validate
+from handler.model import (
+    NOT_JSON,
+    SDKAPPID_MISMATCH,
+    Item,
+    LocalRefusal,
+    Modification,
+    format_issued_at,
+    parse_sched_at,
+    validate,
+)
 from handler.observability import logger
+from handler.ordering import later_fields
 from handler.outcome import Outcome, Status
 from handler.secrets import IdentityProvider, SecretUnavailable
+from handler.state import Issue, Stamp, StoreUnavailable, TaskKey, open_store
+from handler.state.order import Claim, TaskBusy, TaskOrder
 
 API = "modify_sched_task"
 BACKOFF_BASE = 0.25  # seconds; full jitter over base * 2**(attempt-1)
@@ -34,6 +47,9 @@ RATE_LIMIT_PAUSE = 1.0  # after 60007 and kin, let the server's one-second windo
 @dataclass
 class _Attempt:
     identity: Identity
+    issued_at: datetime
+    send: Sequence[str] = ()  # the ordered fields newer than what was applied
+    won: Mapping[str, Stamp] = field(default_factory=dict)
     attempts: int = 0
     refreshed: bool = False
     latency: float = 0.0
@@ -50,6 +66,7 @@ class Modifier:
         sigs: UserSigCache | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        order: TaskOrder | None = None,
     ) -> None:
         self._settings = settings
         self._identities = identities
@@ -58,26 +75,80 @@ class Modifier:
         self._base = base_url(settings.region, settings.endpoint)
         self._sleep = sleep
         self._clock = clock
+        self.order = order or TaskOrder(open_store(None))
 
-    def apply(self, item: Item, deadline: float) -> Outcome:
-        """Validate and send one modification; ``deadline`` is on the ``clock`` (monotonic) scale."""
+    def apply_all(self, items: Sequence[Item], deadline: float, issue: Issue | None = None) -> list[Outcome]:
+        """Apply a payload's modifications in turn; a later entry for the same task counts as newer."""
+        issue = issue or Issue(datetime.now(UTC))
+        return [self.apply(item, deadline, issue, later) for item, later in zip(items, later_fields(items),
+                                                                                 strict=True)]
+
+    def apply(self, item: Item, deadline: float, issue: Issue | None = None,
+              later: frozenset[str] = frozenset()) -> Outcome:
+        """Validate, order and send one modification; ``deadline`` is on the ``clock`` (monotonic) scale.
+
+        ``issue`` is when the trigger says the change was made (its own ``IssuedAt`` wins); ``later``
+        names the fields a later entry of the same payload sets for the same task.
+        """
+        issue = issue or Issue(datetime.now(UTC))
         request = _as_request(item)
         try:
             modification = validate(item.parsed, sdkappid=self._settings.sdkappid, now=datetime.now(UTC))
         except LocalRefusal as refusal:
-            return _refused(item, request, refusal)
+            return _refused(item, request, refusal, issue.at)
+        issued_at = modification.issued_at or issue.at
         logger.debug("validated", extra={"task_id": modification.TaskID, "task_type": modification.Type,
-                                         "sched_at": modification.SchedAt,
+                                         "sched_at": modification.SchedAt, "issued_at": format_issued_at(issued_at),
                                          "content_keys": sorted(modification.Content or {})})
         try:
             identity = self._identities.get()
         except SecretUnavailable as exc:
-            return _secret_failure(item, modification.summary(), exc)
+            return _secret_failure(item, modification.summary(), exc, issued_at)
         if modification.Sdkappid not in (None, identity.sdkappid):
             # known only now, from the secret: the same refusal validate() gives when it knows the app
             reason = SDKAPPID_MISMATCH.format(got=modification.Sdkappid, expected=identity.sdkappid)
-            return _refused(item, request, LocalRefusal.single("Sdkappid", reason))
-        return self._send(item, modification, _Attempt(identity), deadline)
+            return _refused(item, request, LocalRefusal.single("Sdkappid", reason), issued_at)
+        state = _Attempt(identity, issued_at)
+        fields = [name for name in modification.fields if name not in later]
+        if not fields:
+            return _superseded(item, modification, state, dict.fromkeys(later, "a later entry of the same payload"))
+        return self._ordered(item, modification, state, fields, issue.stamp(issued_at), deadline)
+
+    def _ordered(self, item: Item, mod: Modification, state: _Attempt, fields: list[str], stamp: Stamp,
+                 deadline: float) -> Outcome:
+        """Send the fields newer than what was applied, holding the task's lease; record a success."""
+        try:
+            claim = self.order.claim(TaskKey(state.identity.sdkappid, mod.TaskID), fields, stamp, deadline)
+        except (TaskBusy, StoreUnavailable) as exc:
+            return _unordered(item, mod, state, exc)
+        state.send, state.won = claim.kept, claim.won
+        if not claim.kept:
+            return _superseded(item, mod, state, {name: won_by(s) for name, s in claim.won.items()})
+        try:
+            outcome = self._send(item, mod, state, deadline)
+        except BaseException:
+            self._let_go(claim)
+            raise
+        if outcome.succeeded:
+            self._record(claim, mod)
+        else:
+            self._let_go(claim)  # a failure records nothing
+        return outcome
+
+    def _record(self, claim: Claim, mod: Modification) -> None:
+        sched_at = parse_sched_at(mod.SchedAt) if mod.SchedAt and "SchedAt" in claim.kept else None
+        try:
+            self.order.applied(claim, sched_at)
+        except StoreUnavailable as exc:
+            # Sent and answered OK, so the outcome stands; only a later redelivery may send it again.
+            logger.warning("modification applied but its order not recorded", extra={
+                "task_id": claim.task.task_id, "store": self.order.store.name, "reason": str(exc)})
+
+    def _let_go(self, claim: Claim) -> None:
+        try:
+            self.order.release(claim)
+        except StoreUnavailable as exc:  # the lease runs out by itself at the deadline
+            logger.warning("task lease not released", extra={"task_id": claim.task.task_id, "reason": str(exc)})
 
     def _send(self, item: Item, mod: Modification, state: _Attempt, deadline: float) -> Outcome:
         while True:
@@ -99,7 +170,8 @@ class Modifier:
         logger.debug("sending", extra={"task_id": mod.TaskID, "attempt": state.attempts, "paced_ms": paced_ms,
                                        "usersig_expires_at": self._sigs.expires_at})
         remaining = deadline - self._clock()
-        result = client.call(self._base, API, mod.body(identity.sdkappid), creds, read_timeout=remaining)
+        body = mod.body(identity.sdkappid, only=state.send)
+        result = client.call(self._base, API, body, creds, read_timeout=remaining)
         state.latency += result.latency
         logger.debug("answered", extra={"task_id": mod.TaskID, "attempt": state.attempts, "error_code": result.code,
                                         "error_info": result.info, "latency_ms": round(result.latency * 1000, 1)})
@@ -137,17 +209,36 @@ def _as_request(item: Item) -> Any:
     return None if item.parsed is NOT_JSON else item.parsed
 
 
-def _refused(item: Item, request: Any, refusal: LocalRefusal) -> Outcome:
+def _refused(item: Item, request: Any, refusal: LocalRefusal, issued_at: datetime) -> Outcome:
     return Outcome(
         Status.FAILED, item.raw, request, refusal.code, refusal.reason, classify(refusal.code), Origin.LOCAL,
-        errors=tuple(refusal.errors),
+        errors=tuple(refusal.errors), issued_at=issued_at,
     )
 
 
-def _secret_failure(item: Item, request: dict[str, Any], exc: SecretUnavailable) -> Outcome:
+def _secret_failure(item: Item, request: dict[str, Any], exc: SecretUnavailable, issued_at: datetime) -> Outcome:
     code = codes.SECRET_UNAVAILABLE
     return Outcome(Status.FAILED, item.raw, request, code, str(exc), classify(code), Origin.LOCAL,
-                   secret_missing=bool(getattr(exc, "missing", False)))
+                   secret_missing=bool(getattr(exc, "missing", False)), issued_at=issued_at)
+
+
+def _unordered(item: Item, mod: Modification, state: _Attempt, exc: TaskBusy | StoreUnavailable) -> Outcome:
+    """Not sent: the task is busy (-8) or the store is out of reach (-6); either way, retried later."""
+    code = codes.TASK_BUSY if isinstance(exc, TaskBusy) else codes.STATE_UNAVAILABLE
+    return Outcome(Status.FAILED, item.raw, mod.summary(), code, f"not sent: {exc}", classify(code), Origin.LOCAL,
+                   issued_at=state.issued_at)
+
+
+def won_by(stamp: Stamp) -> str:
+    """How a log line names the change that won a field."""
+    issued = format_issued_at(datetime.fromtimestamp(stamp.issued_ms / 1000, UTC))
+    return f"a change issued {issued} by {stamp.by}" if stamp.by else f"a change issued {issued}"
+
+
+def _superseded(item: Item, mod: Modification, state: _Attempt, won: Mapping[str, str]) -> Outcome:
+    info = "superseded: " + "; ".join(f"{name} won by {by}" for name, by in won.items())
+    return Outcome(Status.SUPERSEDED, item.raw, mod.summary(), codes.SUPERSEDED, info, ErrorClass.SUPERSEDED,
+                   Origin.LOCAL, issued_at=state.issued_at, dropped=dict(won))
 
 
 def _outcome(item: Item, mod: Modification, result: client.ImResult, error_class: ErrorClass | None,
@@ -156,5 +247,6 @@ def _outcome(item: Item, mod: Modification, result: client.ImResult, error_class
     return Outcome(
         status, item.raw, mod.summary(), result.code, result.info, error_class,
         None if result.ok else result.origin, state.attempts, round(state.latency * 1000, 1),
-        http_status=result.http_status,
+        http_status=result.http_status, issued_at=state.issued_at,
+        dropped={name: won_by(stamp) for name, stamp in state.won.items()},
     )

@@ -20,10 +20,12 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from handler.config import CLASS_NAMES
-from handler.deadletter import DeadLetterError, FileSink, Source, parse_record, record, redrives_of
+from handler.deadletter import DeadLetterError, FileSink, Source, issued_at_of, parse_record, record, redrives_of
+from handler.state import Issue
 
 if TYPE_CHECKING:
     from handler.deadletter_sqs import Queue
@@ -217,9 +219,11 @@ class DirectTarget:
         from handler.model import split_payload
 
         deadline = time.monotonic() + DIRECT_BUDGET
-        outcomes = [self.runtime.modifier.apply(item, deadline) for item in split_payload(doc["raw"])]
         source = Source("redrive", (doc.get("source") or {}).get("id"))
-        failures = [record(o, source, redrives=redrives_of(doc) + 1) for o in outcomes if not o.succeeded]
+        # ordered by when the change was made, not by now (DESIGN "Order"); an older record has no issued_at
+        issue = Issue(issued_at_of(doc) or datetime.now(UTC), f"redrive:{source.id}")
+        outcomes = self.runtime.modifier.apply_all(split_payload(doc["raw"]), deadline, issue)
+        failures = [record(o, source, redrives=redrives_of(doc) + 1) for o in outcomes if o.failed]
         if failures:
             self.failed_again += 1
         back = [self._routes_to_source(r) for r in failures]

@@ -15,6 +15,7 @@ class ErrorClass(StrEnum):
     RETRYABLE = "retryable"
     AUTH = "auth"
     UNKNOWN = "unknown"
+    SUPERSEDED = "superseded"  # not a failure: a newer change was applied (-7)
 
 
 class Origin(StrEnum):
@@ -29,6 +30,9 @@ TIMED_OUT = -2
 HTTP_STATUS = -3
 NOT_ENVELOPE = -4
 SECRET_UNAVAILABLE = -5
+STATE_UNAVAILABLE = -6  # the state store (task order) could not be reached
+SUPERSEDED = -7  # every field is older than (or the same as) one already applied
+TASK_BUSY = -8  # another modification of the task held its lease for as long as this one could wait
 
 # Codes the service reacts to specifically, beyond their class.
 INVALID_PARAMETERS = 90104
@@ -43,13 +47,14 @@ _TABLE: dict[ErrorClass, frozenset[int]] = {
     ErrorClass.TOO_LATE: frozenset({90106, 90107, 90110}),
     ErrorClass.RETRYABLE: frozenset(
         {90105, 91000, 90024, 90051, 60007, 60008, 60011, 60013, 60014, 60018, 60019, 70169, 70500}
-        | {CONNECTION_FAILED, TIMED_OUT, NOT_ENVELOPE, SECRET_UNAVAILABLE}
+        | {CONNECTION_FAILED, TIMED_OUT, NOT_ENVELOPE, SECRET_UNAVAILABLE, STATE_UNAVAILABLE, TASK_BUSY}
     ),
     ErrorClass.AUTH: frozenset(
         {70001, 70052, 60004, 60005, 60006, 60010, 60016, 60017, 60020, 60021, 70050, 70051, 70403}
         | set(range(70002, 70021))
         | {90009, 90045}
     ),
+    ErrorClass.SUPERSEDED: frozenset({SUPERSEDED}),
 }
 _BY_CODE: dict[int, ErrorClass] = {code: cls for cls, codes in _TABLE.items() for code in codes}
 _PUSH_CONTENT = range(90001, 90100)  # push-content codes not named above are input errors

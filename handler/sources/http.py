@@ -7,6 +7,7 @@ dead-lettered: the caller owns its retry. Auth and configuration details stay in
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.event_handler import (
@@ -20,15 +21,17 @@ from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from handler.im import codes
 from handler.im.codes import ErrorClass, Origin
 from handler.model import TASK_ID_MAX, Item
-from handler.observability import ANSWERED, SUCCEEDED, logger, report
+from handler.observability import ANSWERED, fate_of, logger, report
 from handler.outcome import Outcome, Status
 from handler.runtime import Runtime
+from handler.state import Issue
 
 ROUTE = "/sched-tasks/<taskId>"
 RETRY_AFTER_SECONDS = "1"
 _CLASS_STATUS = {ErrorClass.INVALID: 400, ErrorClass.AUTH: 500, ErrorClass.UNKNOWN: 502,
                  ErrorClass.RETRYABLE: 502}
-_CODE_STATUS = {90106: 409, 90107: 409, 90110: 422, codes.TIMED_OUT: 504, codes.SECRET_UNAVAILABLE: 503}
+_CODE_STATUS = {90106: 409, 90107: 409, codes.SUPERSEDED: 409, 90110: 422, codes.TIMED_OUT: 504,
+                codes.SECRET_UNAVAILABLE: 503, codes.STATE_UNAVAILABLE: 503, codes.TASK_BUSY: 429}
 _CODE_STATUS.update(dict.fromkeys(codes.RATE_LIMIT_CODES, 429))
 HIDDEN = "internal error: see the function's logs"
 
@@ -62,12 +65,21 @@ def _modify(app: ApiGatewayResolver, task_id: str) -> Response[str]:
                           ErrorClass.INVALID, Origin.LOCAL, errors=(problem,))
     else:
         runtime: Runtime = app.context["runtime"]
-        outcome = runtime.modifier.apply(Item(raw=raw, parsed=parsed), app.context["deadline"])
+        issue = Issue(request_time(app.current_event.raw_event), f"http:{app.context['id']}")
+        outcome = runtime.modifier.apply(Item(raw=raw, parsed=parsed), app.context["deadline"], issue)
     status = status_for(outcome)
-    report(outcome, SUCCEEDED if outcome.succeeded else ANSWERED, {"kind": "http", "id": app.context["id"]},
-           http_status=status)
+    report(outcome, fate_of(outcome, ANSWERED), {"kind": "http", "id": app.context["id"]}, http_status=status)
     info = HIDDEN if status == 500 else outcome.info
     return envelope(status, tid, outcome.code, info, outcome.errors)
+
+
+def request_time(event: dict[str, Any]) -> datetime:
+    """When API Gateway received the request (``timeEpoch`` v2 and URLs, ``requestTimeEpoch`` v1), else now."""
+    context = event.get("requestContext") or {}
+    epoch = context.get("timeEpoch", context.get("requestTimeEpoch"))
+    if isinstance(epoch, int) and not isinstance(epoch, bool) and 0 < epoch < 10**14:
+        return datetime.fromtimestamp(epoch / 1000, UTC)
+    return datetime.now(UTC)
 
 
 def path_task_id(text: str) -> int | None:

@@ -8,6 +8,7 @@ letter could not be written), so powertools lists exactly those in ``batchItemFa
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -18,11 +19,12 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from handler.deadletter import DeadLetterError, Source, record, redrive_count
+from handler.deadletter import DeadLetterError, Source, issued_at_attribute, record, redrive_count
 from handler.model import Item, split_payload
 from handler.observability import DEAD_LETTERED, RETRY, logger, report_all
 from handler.outcome import Outcome
 from handler.runtime import Runtime
+from handler.state import Issue
 
 
 class RetryLater(Exception):
@@ -63,7 +65,7 @@ def _handle_message(message: SQSRecord, runtime: Runtime, deadline: float) -> No
     receives = int(message.attributes.approximate_receive_count or 1)
     source = Source("sqs", message.message_id, receives)
     items = split_payload(unwrap_sns(message.body))
-    outcomes = [runtime.modifier.apply(item, deadline) for item in items]
+    outcomes = runtime.modifier.apply_all(items, deadline, issue_of(message))
     if any(o.retryable for o in outcomes) and receives < runtime.settings.max_receives:
         report_all(outcomes, RETRY, source.as_dict())
         raise RetryLater(f"message {message.message_id}: retryable failure, delivery {receives}")
@@ -74,7 +76,7 @@ def _handle_message(message: SQSRecord, runtime: Runtime, deadline: float) -> No
 def _finish(body: str, items: list[Item], outcomes: list[Outcome], source: Source, runtime: Runtime,
             redrives: int) -> None:
     """Dead-letter what failed. A lone modification keeps the body exactly as SQS delivered it."""
-    failed = [o for o in outcomes if not o.succeeded]
+    failed = [o for o in outcomes if o.failed]
     docs = [record(o, source, redrives=redrives) for o in failed]
     if len(items) == 1 and docs:
         docs[0]["raw"] = body
@@ -83,6 +85,15 @@ def _finish(body: str, items: list[Item], outcomes: list[Outcome], source: Sourc
     except DeadLetterError as exc:  # logged with its records by send: the message stays in its queue
         raise RetryLater(str(exc)) from exc
     report_all(outcomes, DEAD_LETTERED, source.as_dict())
+
+
+def issue_of(message: SQSRecord) -> Issue:
+    """When the change was made: a redriven message's ``IssuedAt`` attribute, else when SQS received it."""
+    at = issued_at_attribute(message.raw_event.get("messageAttributes"))
+    if at is None:
+        sent = message.attributes.sent_timestamp
+        at = datetime.fromtimestamp(int(sent) / 1000, UTC) if sent and sent.isdigit() else datetime.now(UTC)
+    return Issue(at, f"sqs:{message.message_id}")
 
 
 def unwrap_sns(body: str) -> str:

@@ -42,14 +42,15 @@ class _QuietHandler(MotoRequestHandler):
 class MotoServer(ThreadedMotoServer):
     """A ThreadedMotoServer on 127.0.0.1 and a free port, with a per-target request counter."""
 
-    def __init__(self) -> None:
+    def __init__(self, threaded: bool = True) -> None:
         super().__init__(ip_address="127.0.0.1", port=0, verbose=False)
+        self._threaded = threaded  # False: one request at a time, so conditional writes are atomic as on AWS
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def _server_entry(self) -> None:  # as moto's own, with the app wrapped
         app = DomainDispatcherApplication(create_backend_app)
-        self._server = make_server(self._ip_address, self._port, self._counting(app), True,
+        self._server = make_server(self._ip_address, self._port, self._counting(app), self._threaded,
                                    request_handler=_QuietHandler)
         self._server_ready_event.set()
         self._server.serve_forever()
@@ -59,7 +60,7 @@ class MotoServer(ThreadedMotoServer):
             target = environ.get("HTTP_X_AMZ_TARGET")
             if target:
                 service, _, action = target.partition(".")
-                name = {"AmazonSSM": "ssm"}.get(service, service)
+                name = {"AmazonSSM": "ssm", "DynamoDB_20120810": "dynamodb"}.get(service, service)
                 with self._lock:
                     self._counts[f"{name}.{action}"] += 1
             return app(environ, start_response)

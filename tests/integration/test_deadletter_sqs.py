@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +55,17 @@ def test_routes_by_class_and_by_code_with_attributes(aws: MotoSqs, monkeypatch: 
     # Then each failure is in the queue its code chooses, with the full record and its attributes
     assert result["dead_lettered"] == 3
     [late_msg], [bad_msg], [default_msg] = aws.drain(late), aws.drain(bad), aws.drain(default)
+    doc = json.loads(late_msg["Body"])
     assert _attributes(late_msg) == {"ErrorCode": ("Number", "90110"), "ErrorClass": ("String", "too_late"),
-                                     "TaskID": ("String", "111"), "Source": ("String", "direct")}
+                                     "TaskID": ("String", "111"), "Source": ("String", "direct"),
+                                     "IssuedAt": ("String", doc["issued_at"])}
     assert _attributes(bad_msg)["ErrorCode"] == ("Number", "90104")
     assert _attributes(bad_msg)["ErrorClass"] == ("String", "invalid")
     assert _attributes(default_msg)["ErrorCode"] == ("Number", "-1")
     assert _attributes(default_msg)["ErrorClass"] == ("String", "retryable")
-    doc = json.loads(late_msg["Body"])
-    assert set(doc) == {"kind", "version", "error", "request", "raw", "source", "attempts", "failed_at"}
+    assert set(doc) == {"kind", "version", "error", "request", "raw", "source", "attempts", "failed_at",
+                        "issued_at"}
+    assert abs(datetime.fromisoformat(doc["issued_at"]) - datetime.now(UTC)) < timedelta(minutes=1)
     assert json.loads(doc["raw"]) == past
     assert doc["source"] == {"kind": "direct", "id": "req-1"}
     assert (doc["error"]["code"], doc["error"]["origin"]) == (90110, "local")

@@ -225,7 +225,7 @@ def check_letters(messages: dict[str, Message], seen: dict[str, list[Delivery]],
             # a good message may only be dead-lettered out of deliveries, for a retryable failure
             assert found is None or (found["error"]["class"] == "retryable"
                                      and found["source"]["receive_count"] == MAX_RECEIVES), found
-        else:
+        elif found is not None or msg.expect[2] != "remote":  # a remote failure may be superseded, never sent
             assert found is not None, f"{mid} ({msg.expect}) was not dead-lettered"
             assert (found["error"]["code"], found["error"]["class"], found["error"]["origin"]) == msg.expect
         if found is not None:
@@ -246,10 +246,16 @@ def check_requests(emu: Emulator, messages: dict[str, Message], letter_of: dict[
         owner = by_marker[body["SchedAt"]]
         assert owner.sendable and body["TaskID"] == owner.task and body["Sdkappid"] == APP
         sent[owner.id].append(request)
-    for mid in messages:
+    accepted = defaultdict(set)  # task -> markers of the messages the server accepted
+    for mid, requests in sent.items():
+        if any(r["code"] == 0 for r in requests):
+            accepted[messages[mid].task].add(messages[mid].marker)
+    for mid, msg in messages.items():
         ok = [i for i, r in enumerate(sent[mid]) if r["code"] == 0]
         if mid in letter_of:
             assert ok == [], f"{mid} succeeded on the server yet was dead-lettered"
+        elif not ok:  # superseded: a newer message of its task (sent later, a later marker) was applied
+            assert any(m > msg.marker for m in accepted[msg.task]), (mid, [(r["code"], r["fault"]) for r in sent[mid]])
         else:  # succeeded: exactly one accepted request, and it is the last one sent
             assert ok == [len(sent[mid]) - 1], (mid, [(r["code"], r["fault"]) for r in sent[mid]])
     return sent
@@ -275,8 +281,11 @@ def check_soak(emu: Emulator, messages: list[Message], deliveries: list[Delivery
     sent = check_requests(emu, by_id, letter_of)
     check_server(emu)
     requests = modify_requests(emu)
+    superseded = [m for m in by_id.values() if m.id not in letter_of and not any(r["code"] == 0 for r in sent[m.id])]
     return {
-        "succeeded": len(by_id) - len(letter_of),
+        "succeeded": len(by_id) - len(letter_of) - len(superseded),
+        "superseded": len(superseded),
+        "superseded_failures": sum(m.expect is not None for m in superseded),
         "dead_lettered": len(letter_of),
         "redelivered": sum(1 for got in seen.values() if len(got) > 1),
         "resent_in_invocation": len(requests) - sum(len(seen[m]) for m in sent),
@@ -300,7 +309,8 @@ def test_fault_soak_through_simulated_sqs(soak_emulator: Emulator, tmp_path: Pat
     # Then every claim holds, and the run really went through every path
     counts = check_soak(soak_emulator, messages + poisoned, deliveries, dead_letters(dead))
     print(f"soak: {counts} in {elapsed:.1f}s")
-    assert counts["dead_lettered"] == 75 + 6 and counts["succeeded"] == 225
+    assert counts["dead_lettered"] + counts["superseded_failures"] == 75 + 6
+    assert counts["succeeded"] + counts["superseded"] - counts["superseded_failures"] == 225
     assert counts["redelivered"] >= 10 and counts["resent_in_invocation"] >= 50
     for kind in ("internal_error", "rate_limit", "http_502", "drop", "not_envelope", "slow"):
         assert counts[f"fault:{kind}"] >= 3, kind
@@ -346,12 +356,9 @@ def test_fault_soak_through_moto_sqs(soak_emulator: Emulator, sqs_server: MotoSq
     world = make_world(soak_emulator)
     drafts = [message(i, world) for i in range(60)]
     ids = []
-    for start in range(0, len(drafts), BATCH):
-        chunk = drafts[start:start + BATCH]
-        answer = sqs_server.client.send_message_batch(
-            QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": m.body} for i, m in enumerate(chunk)])
-        assert len(answer["Successful"]) == len(chunk)
-        ids += [entry["MessageId"] for entry in sorted(answer["Successful"], key=lambda e: int(e["Id"]))]
+    for draft in drafts:  # one by one: each its own SentTimestamp (ms), so SQS's time orders them as sent
+        ids.append(sqs_server.client.send_message(QueueUrl=url, MessageBody=draft.body)["MessageId"])
+        time.sleep(0.002)
     messages = [Message(mid, m.body, m.task, m.marker, m.expect) for mid, m in zip(ids, drafts, strict=True)]
     soak_emulator.add_faults(STORM)
     # When the queue is consumed by receive / invoke / delete until it is empty
@@ -359,6 +366,7 @@ def test_fault_soak_through_moto_sqs(soak_emulator: Emulator, sqs_server: MotoSq
     # Then the same claims hold, the queue is empty and SQS never had to move a message itself
     counts = check_soak(soak_emulator, messages, deliveries, dead_letters(dead))
     print(f"moto soak: {counts}")
-    assert counts["dead_lettered"] == 15 and counts["succeeded"] == 45
+    assert counts["dead_lettered"] + counts["superseded_failures"] == 15
+    assert counts["succeeded"] + counts["superseded"] - counts["superseded_failures"] == 45
     assert sqs_server.count(url) == 0 and sqs_server.count(dlq) == 0
     assert counts["redelivered"] >= 1 and counts["resent_in_invocation"] >= 1

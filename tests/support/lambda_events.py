@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -19,7 +20,14 @@ from timpush.demo import EVENTS
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:timpush-modifier-dev-work"
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:timpush-modifications"
-SENT_MS = 1780300800000
+_LAST_SENT = [0]
+
+
+def sent_ms() -> int:
+    """Now in ms, and always later than the last one given: records made one after another are sent in
+    that order, as SQS would stamp them (a tie would make the second one no newer than the first)."""
+    _LAST_SENT[0] = max(int(time.time() * 1000), _LAST_SENT[0] + 1)
+    return _LAST_SENT[0]
 _HTTP_TEMPLATE = json.loads((EVENTS / "http-api-v2.json").read_text(encoding="utf-8"))
 # Variables a test run must not inherit from the shell or from another test.
 HANDLER_VARS = ("IM_SECRET_SOURCE", "IM_SECRET_KEY", "IM_SDKAPPID", "IM_ADMIN", "DEAD_LETTER_ROUTES", "WORK_QUEUE",
@@ -37,18 +45,19 @@ def configure(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -> None:
 
 
 def sqs_record(body: str, receive_count: int = 1, message_id: str | None = None,
-               arn: str = QUEUE_ARN) -> dict[str, Any]:
-    """One record of a Lambda SQS event, as the event source mapping delivers it."""
+               arn: str = QUEUE_ARN, sent: int | None = None) -> dict[str, Any]:
+    """One record of a Lambda SQS event, as the event source mapping delivers it (sent now, unless ``sent``)."""
     message_id = message_id or str(uuid.uuid4())
+    sent = sent or sent_ms()
     return {
         "messageId": message_id,
         "receiptHandle": f"AQEB{message_id}{receive_count}==",
         "body": body,
         "attributes": {
             "ApproximateReceiveCount": str(receive_count),
-            "SentTimestamp": str(SENT_MS),
+            "SentTimestamp": str(sent),
             "SenderId": "AIDAIENQZJOLO23YVJ4VO",
-            "ApproximateFirstReceiveTimestamp": str(SENT_MS + 100),
+            "ApproximateFirstReceiveTimestamp": str(sent + 100),
         },
         "messageAttributes": {},
         "md5OfBody": hashlib.md5(body.encode("utf-8"), usedforsecurity=False).hexdigest(),
@@ -64,6 +73,9 @@ def sqs_record_from_received(message: Mapping[str, Any], arn: str) -> dict[str, 
     record = sqs_record(message["Body"], int(attributes["ApproximateReceiveCount"]), message["MessageId"], arn)
     record["receiptHandle"] = message["ReceiptHandle"]
     record["attributes"].update({k: v for k, v in attributes.items() if isinstance(v, str)})
+    record["messageAttributes"] = {  # the Lambda shape: camelCase keys
+        name: {"stringValue": value.get("StringValue"), "dataType": value.get("DataType")}
+        for name, value in message.get("MessageAttributes", {}).items()}
     return record
 
 
@@ -91,6 +103,7 @@ def http_event(path: str, body: str | None, method: str = "PATCH") -> dict[str, 
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
     event["requestContext"]["http"]["method"] = method
     event["requestContext"]["requestId"] = str(uuid.uuid4())
+    event["requestContext"]["timeEpoch"] = sent_ms()  # made now: its issue time (DESIGN "Order")
     event["pathParameters"] = {"taskId": path.rsplit("/", 1)[-1]}
     event["body"] = body
     return event

@@ -1,0 +1,90 @@
+"""The fleet's shared state behind one small interface (DESIGN "Order: a newer change is never undone").
+
+A store keeps, per task (SDKAppID + TaskID), the issue time of the change last applied to each ordered
+field and a short lease, so that two modifications of one task never run at once anywhere in the fleet.
+Two homes: DynamoDB (``IM_STATE_STORE=dynamodb:TABLE``) and this process's memory (laptop, tests).
+This module imports nothing heavy: boto3 comes only with the DynamoDB store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class TaskKey:
+    sdkappid: int
+    task_id: int
+
+    @property
+    def pk(self) -> str:
+        return f"task#{self.sdkappid}#{self.task_id}"
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """When a change was issued (ms since the epoch) and by what (``sqs:MESSAGE_ID``, ``http:REQUEST_ID``)."""
+
+    issued_ms: int
+    by: str = ""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A modification's issue time as its trigger knows it, and where it came from."""
+
+    at: datetime
+    by: str = ""
+
+    def stamp(self, at: datetime | None = None) -> Stamp:
+        return Stamp(round((at or self.at).timestamp() * 1000), self.by)
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """What the store knows of a task: the stamp of the change last applied to each field."""
+
+    applied: Mapping[str, Stamp] = field(default_factory=dict)
+
+
+class LeaseTaken(Exception):
+    """Another modification of the task holds its lease; ``state`` is the task as the store has it."""
+
+    def __init__(self, state: TaskState, until_ms: int) -> None:
+        super().__init__("the task's lease is held by another modification")
+        self.state = state
+        self.until_ms = until_ms
+
+
+class StoreUnavailable(Exception):
+    """The store could not be reached or refused the call; the message names the store, nothing else."""
+
+
+class TaskStore(Protocol):
+    name: str
+
+    def lease(self, task: TaskKey, owner: str, until_ms: int, now_ms: int) -> TaskState:
+        """Take the task's lease (free, expired, or already ``owner``'s) and return its state, or raise LeaseTaken."""
+
+    def record(self, task: TaskKey, owner: str, applied: Mapping[str, Stamp], expires_at: int) -> None:
+        """After a success: raise the fields' stamps (never lower them) and release the lease."""
+
+    def release(self, task: TaskKey, owner: str) -> None:
+        """Give the lease back without recording anything (a failure records nothing)."""
+
+
+STORE_SCHEMES = ("dynamodb:",)
+
+
+def open_store(spec: str | None) -> TaskStore:
+    """The store ``IM_STATE_STORE`` names; this process's memory when it names none."""
+    if not spec:
+        from handler.state.memory import MemoryStore
+
+        return MemoryStore()
+    from handler.state.dynamodb import DynamoStore  # boto3 only when the store is configured
+
+    return DynamoStore(spec.removeprefix("dynamodb:"))

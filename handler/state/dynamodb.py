@@ -1,0 +1,143 @@
+"""The task store in DynamoDB: one item per task, every change one conditional ``UpdateItem``.
+
+Item ``pk = "task#SDKAPPID#TASKID"``: per ordered field the stamp of the change last applied
+(``sched_at_issued``/``sched_at_by``, ``content_issued``/``content_by``), the lease (``lease_owner``,
+``lease_until`` in ms) and ``expires_at`` (seconds, the table's TTL attribute). Taking the lease
+returns the item in the same call, and losing the race returns the old item with the failure
+(``ReturnValuesOnConditionCheckFailure``), so no call reads before it writes.
+
+One client per process, built on first use, with short timeouts and few retries: a store that does
+not answer quickly is reported unavailable (-6) and the modification is retried later, never sent
+unguarded. ``AWS_ENDPOINT_URL_DYNAMODB`` (boto3's own variable) points it elsewhere, e.g. at moto.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from handler.state import LeaseTaken, Stamp, StoreUnavailable, TaskKey, TaskState
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+CONNECT_TIMEOUT = 0.5
+READ_TIMEOUT = 0.8
+BOTO_CONFIG = Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
+                     retries={"mode": "standard", "max_attempts": 2})
+ATTRIBUTE = {"SchedAt": "sched_at", "Content": "content"}  # ordered field -> attribute prefix
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+_CLIENT: list[DynamoDBClient] = []
+_CLIENT_LOCK = threading.Lock()
+
+
+def client() -> DynamoDBClient:
+    """The process's one DynamoDB client."""
+    with _CLIENT_LOCK:
+        if not _CLIENT:
+            _CLIENT.append(boto3.session.Session().client("dynamodb", config=BOTO_CONFIG))
+        return _CLIENT[0]
+
+
+def forget_client() -> None:
+    """Drop the client (tests that move the endpoint)."""
+    with _CLIENT_LOCK:
+        _CLIENT.clear()
+
+
+class DynamoStore:
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.name = f"dynamodb:{table}"
+
+    def lease(self, task: TaskKey, owner: str, until_ms: int, now_ms: int) -> TaskState:
+        try:
+            answer = self._update(
+                task, "SET lease_owner = :o, lease_until = :u, expires_at = if_not_exists(expires_at, :e)",
+                {":o": {"S": owner}, ":u": _n(until_ms), ":now": _n(now_ms), ":e": _n(until_ms // 1000 + 86_400)},
+                "attribute_not_exists(lease_until) OR lease_until < :now OR lease_owner = :o",
+                ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except _Lost as lost:
+            raise LeaseTaken(_state(lost.item), int(lost.item.get("lease_until", {}).get("N", "0"))) from None
+        return _state(answer.get("Attributes", {}))
+
+    def record(self, task: TaskKey, owner: str, applied: Mapping[str, Stamp], expires_at: int) -> None:
+        sets, values = _stamp_sets(applied)
+        values.update({":o": {"S": owner}, ":e": _n(expires_at)})
+        try:
+            self._update(task, f"SET {', '.join(sets)}, expires_at = :e REMOVE lease_owner, lease_until",
+                         values, "lease_owner = :o")
+        except _Lost:
+            # The lease ran out under us (a call slower than the deadline): raise each field on its own,
+            # and only where ours is newer, so a slower success never lowers a stamp.
+            for name, stamp in applied.items():
+                self._raise_one(task, name, stamp)
+
+    def release(self, task: TaskKey, owner: str) -> None:
+        try:
+            self._update(task, "REMOVE lease_owner, lease_until", {":o": {"S": owner}}, "lease_owner = :o")
+        except _Lost:
+            pass  # not ours any more: nothing to give back
+
+    def _raise_one(self, task: TaskKey, name: str, stamp: Stamp) -> None:
+        sets, values = _stamp_sets({name: stamp})
+        prefix = ATTRIBUTE[name]
+        try:
+            self._update(task, f"SET {', '.join(sets)}", values,
+                         f"attribute_not_exists({prefix}_issued) OR {prefix}_issued < :s_{prefix}")
+        except _Lost:
+            pass  # a newer change is recorded already
+
+    def _update(self, task: TaskKey, expression: str, values: dict[str, Any], condition: str,
+                **extra: Any) -> dict[str, Any]:
+        try:
+            return dict(client().update_item(
+                TableName=self.table, Key={"pk": {"S": task.pk}}, UpdateExpression=expression,
+                ConditionExpression=condition, ExpressionAttributeValues=values, **extra,
+            ))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == CONDITION_FAILED:
+                item = exc.response.get("Item")  # present with ReturnValuesOnConditionCheckFailure
+                raise _Lost(item if isinstance(item, dict) else {}) from None
+            raise StoreUnavailable(f"{self.name}: {exc.response.get('Error', {}).get('Code', 'ClientError')}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"{self.name}: {type(exc).__name__}") from exc
+
+
+class _Lost(Exception):
+    """A condition did not hold; ``item`` is the item as it was (empty when it did not exist)."""
+
+    def __init__(self, item: dict[str, Any]) -> None:
+        super().__init__("condition failed")
+        self.item = item
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _stamp_sets(applied: Mapping[str, Stamp]) -> tuple[list[str], dict[str, Any]]:
+    sets: list[str] = []
+    values: dict[str, Any] = {}
+    for name, stamp in applied.items():
+        prefix = ATTRIBUTE[name]
+        sets += [f"{prefix}_issued = :s_{prefix}", f"{prefix}_by = :b_{prefix}"]
+        values[f":s_{prefix}"] = _n(stamp.issued_ms)
+        values[f":b_{prefix}"] = {"S": stamp.by or "-"}
+    return sets, values
+
+
+def _state(item: Mapping[str, Any]) -> TaskState:
+    applied = {}
+    for name, prefix in ATTRIBUTE.items():
+        issued = item.get(f"{prefix}_issued", {}).get("N")
+        if issued is not None:
+            applied[name] = Stamp(int(issued), str(item.get(f"{prefix}_by", {}).get("S", "")))
+    return TaskState(applied)

@@ -1,0 +1,74 @@
+"""The task store in this process's memory: the same rules as DynamoDB, for one process (laptop, tests).
+
+Bounded: past MAX_TASKS the least recently used task without a lease is forgotten. Forgetting one can
+only let an old redelivery through again, which is what a process restart does too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from handler.state import LeaseTaken, Stamp, TaskKey, TaskState
+
+MAX_TASKS = 50_000
+
+
+@dataclass
+class _Entry:
+    applied: dict[str, Stamp] = field(default_factory=dict)
+    owner: str | None = None
+    until_ms: int = 0
+
+
+class MemoryStore:
+    name = "memory"
+
+    def __init__(self, max_tasks: int = MAX_TASKS) -> None:
+        self._tasks: OrderedDict[str, _Entry] = OrderedDict()
+        self._max = max_tasks
+        self._lock = threading.Lock()
+
+    def lease(self, task: TaskKey, owner: str, until_ms: int, now_ms: int) -> TaskState:
+        with self._lock:
+            entry = self._entry(task.pk)
+            if entry.owner not in (None, owner) and entry.until_ms >= now_ms:
+                raise LeaseTaken(TaskState(dict(entry.applied)), entry.until_ms)
+            entry.owner, entry.until_ms = owner, until_ms
+            return TaskState(dict(entry.applied))
+
+    def record(self, task: TaskKey, owner: str, applied: Mapping[str, Stamp], expires_at: int) -> None:
+        with self._lock:
+            entry = self._entry(task.pk)
+            for name, stamp in applied.items():
+                if name not in entry.applied or entry.applied[name].issued_ms < stamp.issued_ms:
+                    entry.applied[name] = stamp
+            if entry.owner == owner:
+                entry.owner = None
+
+    def release(self, task: TaskKey, owner: str) -> None:
+        with self._lock:
+            entry = self._tasks.get(task.pk)
+            if entry is not None and entry.owner == owner:
+                entry.owner = None
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def _entry(self, pk: str) -> _Entry:
+        entry = self._tasks.get(pk)
+        if entry is None:
+            entry = self._tasks[pk] = _Entry()
+            self._evict()
+        self._tasks.move_to_end(pk)
+        return entry
+
+    def _evict(self) -> None:
+        if len(self._tasks) <= self._max:
+            return
+        for pk, entry in self._tasks.items():  # oldest first; a leased task is in use and stays
+            if entry.owner is None:
+                del self._tasks[pk]
+                return

@@ -1,0 +1,94 @@
+"""Per-task order: which fields of a modification are newer than what was applied, under the task's lease.
+
+A field is sent only when its issue time is newer than the one last applied to that field of the task
+(equal is not newer: a redelivered change is not sent twice). Only a success raises the stamps; a
+failure records nothing. The lease lasts until the invocation's deadline (plus the margin the adapter
+keeps to report), so a crashed process frees the task by itself.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from handler.state import LeaseTaken, Stamp, TaskKey, TaskState, TaskStore
+
+LEASE_WAIT = 1.0  # seconds a modification waits for a busy task before it is retried later
+LEASE_POLL = 0.1  # seconds between tries while waiting (jittered)
+LEASE_MARGIN = 2.0  # the lease outlives the deadline by what the adapter needs to report
+KEEP_AFTER = timedelta(days=28)  # an item's TTL: some weeks after its SchedAt (or after the change)
+
+
+class TaskBusy(Exception):
+    """The task's lease stayed taken for as long as this modification could wait."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of asking for a task: the fields to send, and those a newer (or the same) change won."""
+
+    task: TaskKey
+    owner: str
+    stamp: Stamp
+    kept: tuple[str, ...]
+    won: Mapping[str, Stamp] = field(default_factory=dict)  # dropped field -> the change applied to it
+
+    @property
+    def leased(self) -> bool:
+        return bool(self.kept)
+
+
+class TaskOrder:
+    def __init__(self, store: TaskStore, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.store = store
+        self._clock = clock
+        self._monotonic = monotonic
+        self._sleep = sleep
+
+    def claim(self, task: TaskKey, fields: Sequence[str], stamp: Stamp, deadline: float) -> Claim:
+        """Take the task and say which ``fields`` are newer; nothing newer means no lease is held.
+
+        Raises TaskBusy when another modification holds the task past the wait, StoreUnavailable
+        when the store cannot be reached.
+        """
+        owner = uuid.uuid4().hex
+        until_ms = round((self._clock() + deadline - self._monotonic() + LEASE_MARGIN) * 1000)
+        give_up = min(self._monotonic() + LEASE_WAIT, deadline)
+        while True:
+            try:
+                state = self.store.lease(task, owner, until_ms, round(self._clock() * 1000))
+            except LeaseTaken as taken:
+                claim = _decide(task, owner, fields, stamp, taken.state)
+                if not claim.kept:
+                    return claim  # older than what is applied: no need to wait for the holder
+                if self._monotonic() + LEASE_POLL >= give_up:
+                    raise TaskBusy(f"task {task.task_id} is being modified by another invocation") from None
+                self._sleep(LEASE_POLL * random.uniform(0.5, 1.5))  # noqa: S311 (jitter, not security)
+                continue
+            claim = _decide(task, owner, fields, stamp, state)
+            if not claim.kept:
+                self.store.release(task, owner)
+            return claim
+
+    def applied(self, claim: Claim, sched_at: datetime | None) -> None:
+        """Record a success: the kept fields now carry this change's stamp; the lease is released."""
+        keep_from = max(self._clock(), sched_at.timestamp() if sched_at else 0.0)
+        expires_at = int(keep_from + KEEP_AFTER.total_seconds())
+        self.store.record(claim.task, claim.owner, dict.fromkeys(claim.kept, claim.stamp), expires_at)
+
+    def release(self, claim: Claim) -> None:
+        if claim.leased:
+            self.store.release(claim.task, claim.owner)
+
+
+def _decide(task: TaskKey, owner: str, fields: Sequence[str], stamp: Stamp, state: TaskState) -> Claim:
+    won = {name: state.applied[name] for name in fields
+           if name in state.applied and state.applied[name].issued_ms >= stamp.issued_ms}
+    kept = tuple(name for name in fields if name not in won)
+    return Claim(task, owner, stamp, kept, won)

@@ -1,0 +1,39 @@
+"""One process of a lease race: claim the task ROUNDS times through the DynamoDB store, hold it briefly,
+record a success, and print the wall-clock intervals it held the task (tests/integration/test_state_dynamodb.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from handler.state import Stamp, TaskKey
+from handler.state.dynamodb import DynamoStore
+from handler.state.order import TaskBusy, TaskOrder
+
+HOLD = 0.03
+
+
+def main(table: str, rounds: int, name: str) -> None:
+    order = TaskOrder(DynamoStore(table))
+    held: list[tuple[float, float]] = []
+    busy = 0
+    while len(held) < rounds:
+        try:
+            claim = order.claim(TaskKey(1400000001, 42), ("SchedAt",), Stamp(time.time_ns() // 1000, name),
+                                time.monotonic() + 10)
+        except TaskBusy:
+            busy += 1
+            continue
+        if not claim.kept:
+            continue  # another process recorded a newer stamp in the same millisecond
+        start = time.time()
+        time.sleep(HOLD)
+        end = time.time()
+        order.applied(claim, None)
+        held.append((start, end))
+    print(json.dumps({"held": held, "busy": busy}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3])
