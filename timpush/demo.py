@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         _say(f"IM emulator listening on {emu.url} (SDKAppID {APP}, admin {ADMIN})")
         create_tasks(emu, _say)
         _trace_one(emu)
+        _late_one(emu)
         samples = sorted(EVENTS.glob("*.json"), key=lambda p: (p.stem.removesuffix("-failing"), p.stem))
         rows = [_run_event(emu, path) for path in samples]
         _print_events(rows)
@@ -144,6 +145,47 @@ def _trace_one(emu: Emulator) -> None:
     _say(f"  answer to SQS: {json.dumps(result)}\n")
 
 
+def _late_one(emu: Emulator) -> None:
+    """An operator's change over HTTP, then an older queue message that arrives late: superseded, not sent."""
+    from handler import lambda_handler
+
+    task = FIRST_TASK_ID + len(TASKS) - 1
+    http = as_of_now(json.loads((EVENTS / "http-api-v2.json").read_text(encoding="utf-8")))
+    http["rawPath"] = http["requestContext"]["http"]["path"] = f"/sched-tasks/{task}"
+    http["pathParameters"] = {"taskId": str(task)}
+    http["body"] = json.dumps({"Type": "All", "SchedAt": "2031-09-09 09:00:00"})
+    late = as_of_now(json.loads((EVENTS / "sqs-standard.json").read_text(encoding="utf-8")), ago=300)
+    late["Records"] = late["Records"][:1]
+    late["Records"][0]["body"] = json.dumps({"TaskID": task, "Type": "All", "SchedAt": "2031-01-01 08:00:00"})
+    with contextlib.redirect_stdout(io.StringIO()):
+        answer = lambda_handler(http, LocalContext(timeout_seconds=30))
+        sent_before = len(emu.requests())
+        result = lambda_handler(late, LocalContext(timeout_seconds=30))
+    sent = len(emu.requests()) - sent_before
+    kept = next(t["SchedAt"] for t in emu.tasks() if t["TaskID"] == task)
+    _say(f"A late modification (task {task}):")
+    _say(f"  an operator's PATCH now          HTTP {answer['statusCode']}: SchedAt 2031-09-09 09:00:00")
+    _say(f"  a queue message sent 5 min ago   SchedAt 2031-01-01 08:00:00, delivered only now: {sent} request(s) "
+         f"sent, answer to SQS {json.dumps(result)}")
+    _say(f"  the task keeps SchedAt {kept}: the late one was superseded (log line 'modification superseded by a "
+         "newer change', metric ModificationsSuperseded, code -7)\n")
+
+
+def as_of_now(event: dict[str, Any], ago: float = 0.0) -> dict[str, Any]:
+    """A sample event as if made ``ago`` seconds ago: its times are the issue times that order changes
+    (DESIGN "Order"), and a sample's fixed date would make it older than anything the demo did before."""
+    now_ms = str(int((time.time() - ago) * 1000))
+    for record in event.get("Records") or []:
+        if isinstance(record, dict) and "SentTimestamp" in record.get("attributes", {}):
+            record["attributes"]["SentTimestamp"] = now_ms
+    context = event.get("requestContext")
+    if isinstance(context, dict):
+        for name in ("timeEpoch", "requestTimeEpoch"):
+            if name in context:
+                context[name] = int(now_ms)
+    return event
+
+
 def _step(line: dict[str, Any]) -> str | None:
     message = line.get("message")
     if message == "validated":
@@ -165,7 +207,7 @@ def _run_event(emu: Emulator, path: Path) -> tuple[str, str]:
 
     emu.clear_faults()
     emu.add_faults(FAULTS.get(path.stem, []))
-    event = json.loads(path.read_text(encoding="utf-8"))
+    event = as_of_now(json.loads(path.read_text(encoding="utf-8")))
     logs = io.StringIO()
     with contextlib.redirect_stdout(logs):  # EMF metric lines
         try:
@@ -184,7 +226,9 @@ def _describe(result: Any) -> str:
         return f"HTTP {result['statusCode']}: ErrorCode {body.get('ErrorCode')} {body.get('ErrorInfo', '')}".strip()
     if isinstance(result, dict) and "succeeded" in result:
         codes = [r["ErrorCode"] for r in result.get("results", []) if r["ErrorCode"]]
-        return f"{result['succeeded']} succeeded, {result['dead_lettered']} dead-lettered {codes or ''}".strip()
+        superseded = f"{result['superseded']} superseded, " if result.get("superseded") else ""
+        return (f"{result['succeeded']} succeeded, {superseded}{result['dead_lettered']} dead-lettered "
+                f"{codes or ''}").strip()
     return json.dumps(result)[:100]
 
 

@@ -32,6 +32,8 @@ def test_demo_shows_the_whole_flow(tmp_path: Path) -> None:
     # One message told step by step: validated, paced and signed, failed once, retried, succeeded
     assert "ErrorCode 90105 'internal error'" in out and "modify_sched_task, attempt 2" in out
     assert "succeeded after 2 attempt(s)" in out
+    # A queue message older than an operator's change arrives late: superseded, nothing sent
+    assert "delivered only now: 0 request(s) sent" in out and "the task keeps SchedAt 2031-09-09 09:00:00" in out
     for sample in (ROOT / "events").glob("*.json"):
         assert f"  {sample.stem} " in out, sample.stem
     # And failures of each kind landed in the dead-letter file with their codes

@@ -278,3 +278,26 @@ def test_client_error_becomes_dead_letter_error(monkeypatch: pytest.MonkeyPatch)
     _with_stub(monkeypatch, _StubSqs(error=EndpointConnectionError(endpoint_url="http://127.0.0.1:9")))
     with pytest.raises(DeadLetterError, match="EndpointConnectionError"):
         deadletter_sqs.SqsSink("http://127.0.0.1:9/1/dlq").write([record(_outcome(), Source("direct"))])
+
+
+def test_issued_at_travels_with_the_record_and_back_to_the_work_queue() -> None:
+    from dataclasses import replace
+
+    from handler.deadletter import issued_at_attribute, issued_at_of
+
+    when = datetime(2030, 5, 31, 23, 59, 58, 250_000, tzinfo=UTC)
+    doc = record(replace(_outcome(), issued_at=when), Source("sqs", "m1"))
+    assert doc["issued_at"] == "2030-05-31T23:59:58.250Z"
+    assert deadletter_sqs.dead_letter_message(doc).attributes["IssuedAt"] == "2030-05-31T23:59:58.250Z"
+    assert dict(deadletter_sqs.work_message(doc).attributes) == {"Redrives": 1, "IssuedAt": "2030-05-31T23:59:58.250Z"}
+    assert issued_at_of(doc) == when
+    assert issued_at_attribute({"IssuedAt": {"stringValue": doc["issued_at"], "dataType": "String"}}) == when
+    assert issued_at_attribute({"IssuedAt": {"StringValue": doc["issued_at"], "DataType": "String"}}) == when
+
+
+@pytest.mark.parametrize("value", [None, 5, "", "yesterday", "2030-05-31T23:59:58", "2030-05-31 23:59:58Z"])
+def test_an_unreadable_issued_at_is_no_issue_time(value: object) -> None:
+    from handler.deadletter import issued_at_attribute, issued_at_of
+
+    assert issued_at_of({"issued_at": value}) is None
+    assert issued_at_attribute({"IssuedAt": {"stringValue": value}}) is None
