@@ -44,6 +44,7 @@ class Settings(BaseModel):
     region: Annotated[str, Field(alias="IM_REGION")] = "china"
     endpoint: Annotated[str | None, Field(alias="IM_ENDPOINT")] = None
     rate_limit: Annotated[float, Field(alias="IM_RATE_LIMIT", ge=0)] = 5.0
+    rate_fallback: Annotated[float, Field(alias="IM_RATE_FALLBACK", gt=0)] = 1.0
     max_receives: Annotated[int, Field(alias="IM_MAX_RECEIVES", ge=1)] = 5
     max_attempts: Annotated[int, Field(alias="IM_MAX_ATTEMPTS", ge=1, le=20)] = 4
     dead_letter: Annotated[str, Field(alias="DEAD_LETTER")] = "file:dead-letters.jsonl"

@@ -12,8 +12,8 @@ from functools import cache
 from handler import config
 from handler.deadletter import DeadLetters
 from handler.secrets import provider_for
-from handler.service import Modifier
-from handler.state import open_store
+from handler.service import API, Modifier
+from handler.state import open_pacing, open_store
 from handler.state.order import TaskOrder
 
 
@@ -27,7 +27,9 @@ class Runtime:
 @cache
 def runtime() -> Runtime:
     settings = config.settings()
-    modifier = Modifier(settings, provider_for(settings), order=TaskOrder(open_store(settings.state_store)))
+    pacing = open_pacing(settings.state_store, settings.rate_limit, settings.rate_fallback, API)
+    order = TaskOrder(open_store(settings.state_store))
+    modifier = Modifier(settings, provider_for(settings), pacing=pacing, order=order)
     return Runtime(settings, modifier, DeadLetters.from_settings(settings))
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from handler.config import Settings
 from handler.im import client, codes
 from handler.im.codes import ErrorClass, Origin, classify
-from handler.im.ratelimit import NoSlot, RateLimiter
+from handler.im.ratelimit import NoSlot, Pacer, RateLimiter
 from handler.im.regions import base_url
 from handler.im.usersig import Identity, UserSigCache
 from handler.model import (
@@ -35,7 +35,7 @@ from handler.observability import logger
 from handler.ordering import later_fields
 from handler.outcome import Outcome, Status
 from handler.secrets import IdentityProvider, SecretUnavailable
-from handler.state import Issue, Stamp, StoreUnavailable, TaskKey, open_store
+from handler.state import CALLER_AHEAD, WORKER_AHEAD, Issue, Stamp, StoreUnavailable, TaskKey, open_store
 from handler.state.order import Claim, TaskBusy, TaskOrder
 
 API = "modify_sched_task"
@@ -50,6 +50,7 @@ class _Attempt:
     issued_at: datetime
     send: Sequence[str] = ()  # the ordered fields newer than what was applied
     won: Mapping[str, Stamp] = field(default_factory=dict)
+    caller_waiting: bool = False
     attempts: int = 0
     refreshed: bool = False
     latency: float = 0.0
@@ -62,7 +63,7 @@ class Modifier:
         self,
         settings: Settings,
         identities: IdentityProvider,
-        limiter: RateLimiter | None = None,
+        pacing: Callable[[int], Pacer] | None = None,
         sigs: UserSigCache | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -70,7 +71,8 @@ class Modifier:
     ) -> None:
         self._settings = settings
         self._identities = identities
-        self._limiter = limiter or RateLimiter(settings.rate_limit)
+        self._pacing = pacing or (lambda _app: RateLimiter(settings.rate_limit))
+        self._pacers: dict[int, Pacer] = {}  # per app: each has its own budget
         self._sigs = sigs or UserSigCache()
         self._base = base_url(settings.region, settings.endpoint)
         self._sleep = sleep
@@ -108,7 +110,7 @@ class Modifier:
             # known only now, from the secret: the same refusal validate() gives when it knows the app
             reason = SDKAPPID_MISMATCH.format(got=modification.Sdkappid, expected=identity.sdkappid)
             return _refused(item, request, LocalRefusal.single("Sdkappid", reason), issued_at)
-        state = _Attempt(identity, issued_at)
+        state = _Attempt(identity, issued_at, caller_waiting=issue.caller_waiting)
         fields = [name for name in modification.fields if name not in later]
         if not fields:
             return _superseded(item, modification, state, dict.fromkeys(later, "a later entry of the same payload"))
@@ -159,10 +161,11 @@ class Modifier:
 
     def _attempt(self, mod: Modification, state: _Attempt, deadline: float) -> client.ImResult:
         asked = time.perf_counter()
+        ahead = CALLER_AHEAD if state.caller_waiting else WORKER_AHEAD
         try:
-            self._limiter.acquire(deadline)
-        except NoSlot as exc:
-            return client.ImResult(codes.TIMED_OUT, f"not sent: {exc}", Origin.LOCAL)
+            self._pacer(state.identity.sdkappid).acquire(deadline, ahead)
+        except NoSlot as exc:  # the API's own code for "too many requests": HTTP 429, the queue retries later
+            return client.ImResult(codes.RATE_LIMITED, f"not sent: {exc}", Origin.LOCAL)
         paced_ms = round((time.perf_counter() - asked) * 1000, 1)
         state.attempts += 1
         identity = state.identity
@@ -187,12 +190,17 @@ class Modifier:
         if state.attempts >= self._settings.max_attempts:
             return False
         if result.code in codes.RATE_LIMIT_CODES:
-            self._limiter.back_off(RATE_LIMIT_PAUSE)
+            self._pacer(state.identity.sdkappid).back_off(RATE_LIMIT_PAUSE)
         delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (state.attempts - 1)))  # noqa: S311
         if self._clock() + delay >= deadline:
             return False
         self._sleep(delay)
         return True
+
+    def _pacer(self, app: int) -> Pacer:
+        if app not in self._pacers:
+            self._pacers[app] = self._pacing(app)
+        return self._pacers[app]
 
     def _refresh(self, state: _Attempt) -> bool:
         """After an auth answer: a fresh UserSig and a re-fetched secret (rotation), then one more try."""

@@ -36,6 +36,7 @@ TASK_BUSY = -8  # another modification of the task held its lease for as long as
 
 # Codes the service reacts to specifically, beyond their class.
 INVALID_PARAMETERS = 90104
+RATE_LIMITED = 60007  # also given locally when no send slot of the budget comes before the deadline
 SCHED_TIME_PASSED = 90110
 SIG_EXPIRED = 70001
 SIG_INVALIDATED = 70052

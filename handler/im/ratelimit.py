@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 WINDOW = 1.0
 JITTER_MARGIN = 0.03  # seconds added to the window; absorbs send-to-arrival variance
@@ -20,6 +21,14 @@ JITTER_MARGIN = 0.03  # seconds added to the window; absorbs send-to-arrival var
 
 class NoSlot(Exception):
     """No send slot is free before the caller's deadline."""
+
+
+class Pacer(Protocol):
+    """What the modifier needs of pacing: this process's limiter, or the fleet's (handler/state/rate.py)."""
+
+    def acquire(self, deadline: float = math.inf, ahead: float = math.inf) -> float: ...
+
+    def back_off(self, seconds: float) -> None: ...
 
 
 class RateLimiter:
@@ -40,8 +49,12 @@ class RateLimiter:
         self._sent: deque[float] = deque(maxlen=self._burst or 1)
         self._blocked_until = 0.0
 
-    def acquire(self, deadline: float = math.inf) -> float:
-        """Wait for a send slot and return its time on the clock. Raise NoSlot if it comes after ``deadline``."""
+    def acquire(self, deadline: float = math.inf, ahead: float = math.inf) -> float:
+        """Wait for a send slot and return its time on the clock. Raise NoSlot if it comes after ``deadline``.
+
+        ``ahead`` (how far ahead a caller may reserve) matters for the fleet's shared budget only: within
+        one process callers are served in turn.
+        """
         if not self._burst:
             return self._clock()
         with self._lock:

@@ -65,7 +65,7 @@ def _modify(app: ApiGatewayResolver, task_id: str) -> Response[str]:
                           ErrorClass.INVALID, Origin.LOCAL, errors=(problem,))
     else:
         runtime: Runtime = app.context["runtime"]
-        issue = Issue(request_time(app.current_event.raw_event), f"http:{app.context['id']}")
+        issue = Issue(request_time(app.current_event.raw_event), f"http:{app.context['id']}", caller_waiting=True)
         outcome = runtime.modifier.apply(Item(raw=raw, parsed=parsed), app.context["deadline"], issue)
     status = status_for(outcome)
     report(outcome, fate_of(outcome, ANSWERED), {"kind": "http", "id": app.context["id"]}, http_status=status)

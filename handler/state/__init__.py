@@ -8,10 +8,12 @@ This module imports nothing heavy: boto3 comes only with the DynamoDB store.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
+
+from handler.im.ratelimit import Pacer, RateLimiter
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Issue:
 
     at: datetime
     by: str = ""
+    caller_waiting: bool = False  # someone waits on the answer (HTTP): may reserve further ahead in the budget
 
     def stamp(self, at: datetime | None = None) -> Stamp:
         return Stamp(round((at or self.at).timestamp() * 1000), self.by)
@@ -77,6 +80,8 @@ class TaskStore(Protocol):
 
 
 STORE_SCHEMES = ("dynamodb:",)
+WORKER_AHEAD = 1.0  # seconds ahead of now a queue worker may reserve in the fleet's rate budget
+CALLER_AHEAD = 3.0  # ... and a waiting caller (HTTP): it queues behind at most WORKER_AHEAD of backlog
 
 
 def open_store(spec: str | None) -> TaskStore:
@@ -88,3 +93,17 @@ def open_store(spec: str | None) -> TaskStore:
     from handler.state.dynamodb import DynamoStore  # boto3 only when the store is configured
 
     return DynamoStore(spec.removeprefix("dynamodb:"))
+
+
+def open_pacing(spec: str | None, rate: float, fallback: float, api: str) -> Callable[[int], Pacer]:
+    """A pacer for each app: the fleet's budget in the store ``IM_STATE_STORE`` names, else this process's.
+
+    A rate of 0 turns pacing off either way.
+    """
+    if not spec or rate <= 0:
+        return lambda _app: RateLimiter(rate)
+    from handler.state.dynamodb import DynamoSlots
+    from handler.state.rate import FleetLimiter
+
+    slots = DynamoSlots(spec.removeprefix("dynamodb:"))
+    return lambda app: FleetLimiter(slots, f"rate#{app}#{api}", rate, fallback)

@@ -1,4 +1,5 @@
-"""The task store in DynamoDB: one item per task, every change one conditional ``UpdateItem``.
+"""The fleet's state in DynamoDB: one item per task and one per app's send slots, every change one
+conditional ``UpdateItem``.
 
 Item ``pk = "task#SDKAPPID#TASKID"``: per ordered field the stamp of the change last applied
 (``sched_at_issued``/``sched_at_by``, ``content_issued``/``content_by``), the lease (``lease_owner``,
@@ -97,18 +98,24 @@ class DynamoStore:
 
     def _update(self, task: TaskKey, expression: str, values: dict[str, Any], condition: str,
                 **extra: Any) -> dict[str, Any]:
-        try:
-            return dict(client().update_item(
-                TableName=self.table, Key={"pk": {"S": task.pk}}, UpdateExpression=expression,
-                ConditionExpression=condition, ExpressionAttributeValues=values, **extra,
-            ))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == CONDITION_FAILED:
-                item = exc.response.get("Item")  # present with ReturnValuesOnConditionCheckFailure
-                raise _Lost(item if isinstance(item, dict) else {}) from None
-            raise StoreUnavailable(f"{self.name}: {exc.response.get('Error', {}).get('Code', 'ClientError')}") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"{self.name}: {type(exc).__name__}") from exc
+        return _update(self.name, self.table, task.pk, expression, values, condition, **extra)
+
+
+def _update(name: str, table: str, pk: str, expression: str, values: dict[str, Any], condition: str,
+            **extra: Any) -> dict[str, Any]:
+    """One conditional UpdateItem; a failed condition is ``_Lost`` with the old item, anything else unavailable."""
+    try:
+        return dict(client().update_item(
+            TableName=table, Key={"pk": {"S": pk}}, UpdateExpression=expression,
+            ConditionExpression=condition, ExpressionAttributeValues=values, **extra,
+        ))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == CONDITION_FAILED:
+            item = exc.response.get("Item")  # present with ReturnValuesOnConditionCheckFailure
+            raise _Lost(item if isinstance(item, dict) else {}) from None
+        raise StoreUnavailable(f"{name}: {exc.response.get('Error', {}).get('Code', 'ClientError')}") from exc
+    except BotoCoreError as exc:
+        raise StoreUnavailable(f"{name}: {type(exc).__name__}") from exc
 
 
 class _Lost(Exception):
@@ -141,3 +148,39 @@ def _state(item: Mapping[str, Any]) -> TaskState:
         if issued is not None:
             applied[name] = Stamp(int(issued), str(item.get(f"{prefix}_by", {}).get("S", "")))
     return TaskState(applied)
+
+
+class DynamoSlots:
+    """An app's send slots in DynamoDB: one item per app and API holding the next free slot (ms)."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.name = f"dynamodb:{table}"
+
+    def take(self, pk: str, slot_ms: int, next_ms: int, expected_ms: int | None) -> int | None:
+        """Move the next free slot from ``expected_ms`` (None: any time up to ``slot_ms``) to ``next_ms``.
+
+        Returns None when this caller got ``slot_ms``, else the next free slot the item holds now.
+        """
+        if expected_ms is None:
+            condition = "attribute_not_exists(next_free) OR next_free <= :slot"
+            values = {":slot": _n(slot_ms)}
+        else:
+            condition = "next_free = :expected"
+            values = {":expected": _n(expected_ms)}
+        values.update({":next": _n(next_ms), ":e": _n(next_ms // 1000 + 86_400)})
+        try:
+            _update(self.name, self.table, pk, "SET next_free = :next, expires_at = :e", values, condition,
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except _Lost as lost:
+            return int(lost.item.get("next_free", {}).get("N", "0"))
+        return None
+
+    def hold(self, pk: str, until_ms: int) -> None:
+        """Nobody sends before ``until_ms`` (the server said 60007): move the next free slot there, never back."""
+        try:
+            _update(self.name, self.table, pk, "SET next_free = :u, expires_at = :e",
+                    {":u": _n(until_ms), ":e": _n(until_ms // 1000 + 86_400)},
+                    "attribute_not_exists(next_free) OR next_free < :u")
+        except _Lost:
+            pass  # already held at least as long

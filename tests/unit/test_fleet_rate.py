@@ -1,0 +1,131 @@
+"""The fleet's rate budget with a virtual clock and an in-memory item that keeps DynamoDB's conditions."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from handler.im.ratelimit import NoSlot
+from handler.state import CALLER_AHEAD, WORKER_AHEAD, StoreUnavailable
+from handler.state.rate import COOL_DOWN, FleetLimiter
+
+
+class Time:
+    def __init__(self) -> None:
+        self.now = 1_780_000_000.0
+
+    def wall(self) -> float:
+        return self.now
+
+    def mono(self) -> float:
+        return self.now - 1_779_000_000.0
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+
+class Item:
+    """One slot item, with the same conditions as handler/state/dynamodb.DynamoSlots."""
+
+    name = "memory-item"
+
+    def __init__(self) -> None:
+        self.next_free: int | None = None
+        self.down = False
+        self.writes = 0
+        self.clock: Time | None = None
+        self.write_times: list[float] = []
+
+    def take(self, pk: str, slot_ms: int, next_ms: int, expected_ms: int | None) -> int | None:
+        self._call()
+        ok = (self.next_free is None or self.next_free <= slot_ms) if expected_ms is None \
+            else self.next_free == expected_ms
+        if not ok:
+            return self.next_free or 0
+        self.next_free = next_ms
+        return None
+
+    def hold(self, pk: str, until_ms: int) -> None:
+        self._call()
+        self.next_free = max(self.next_free or 0, until_ms)
+
+    def _call(self) -> None:
+        if self.down:
+            raise StoreUnavailable(f"{self.name}: EndpointConnectionError")
+        self.writes += 1
+        if self.clock is not None:
+            self.write_times.append(self.clock.now)
+
+
+def fleet(item: Item, vt: Time, n: int, rate: float = 5, fallback: float = 1) -> list[FleetLimiter]:
+    return [FleetLimiter(item, "rate#1#modify", rate, fallback, clock=vt.wall, monotonic=vt.mono, sleep=vt.sleep)
+            for _ in range(n)]
+
+
+def max_in_window(times: list[float]) -> int:
+    times = sorted(times)
+    return max(sum(1 for u in times if t <= u < t + 1.0) for t in times)
+
+
+@pytest.mark.parametrize("processes", [1, 3, 8])
+def test_every_process_together_stays_within_the_limit_and_uses_it(processes: int) -> None:
+    vt, item = Time(), Item()
+    limiters = fleet(item, vt, processes)
+    sent = [limiters[i % processes].acquire() for i in range(100)]  # in turn, as the processes interleave
+    assert max_in_window(sent) <= 5
+    # the whole budget, less the 5 % margin and one more interval for each process's first (double) slot
+    assert sent[-1] - sent[0] <= (99 + processes) * 1.05 / 5 + 1e-6
+    writes_per_request = item.writes / 100
+    assert writes_per_request <= 2.0  # a stale view costs one lost race at most
+
+
+@pytest.mark.parametrize(("ahead", "writes_after"), [(WORKER_AHEAD, [0.0, 1.5]), (CALLER_AHEAD, [0.0, 0.0])])
+def test_a_worker_reserves_at_most_a_second_ahead_a_waiting_caller_further(ahead: float,
+                                                                          writes_after: list[float]) -> None:
+    # Given the budget spoken for 2.5 s ahead (a burst of HTTP calls)
+    vt, item = Time(), Item()
+    item.next_free = round(vt.now * 1000) + 2500
+    item.clock = vt
+    [limiter] = fleet(item, vt, 1)
+    started = vt.now
+    limiter.acquire(ahead=ahead)
+    # Then both send at the same slot, but a worker first waits, without writing, until it is 1 s away;
+    # a caller reserves at once (its place is kept however many workers come meanwhile)
+    assert vt.now - started == pytest.approx(2.5, abs=0.01)
+    assert [round(t - started, 2) for t in item.write_times] == writes_after
+
+
+def test_no_slot_before_the_deadline_is_refused_at_once() -> None:
+    vt, item = Time(), Item()
+    item.next_free = round(vt.now * 1000) + 10_000
+    [limiter] = fleet(item, vt, 1)
+    started = vt.now
+    with pytest.raises(NoSlot, match="past the deadline"):
+        limiter.acquire(deadline=vt.mono() + 3.0, ahead=CALLER_AHEAD)
+    assert vt.now - started < 0.5  # it did not wait for a slot it could not use
+
+
+def test_a_pause_is_written_for_the_whole_fleet() -> None:
+    vt, item = Time(), Item()
+    first, second = fleet(item, vt, 2)
+    first.back_off(1.0)
+    started = vt.now
+    second.acquire()
+    assert vt.now - started == pytest.approx(1.0, abs=0.01)
+
+
+def test_an_unreachable_store_falls_back_to_this_process_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    vt, item = Time(), Item()
+    [limiter] = fleet(item, vt, 1, fallback=2)
+    item.down = True
+    caplog.set_level(logging.WARNING)
+    sent = [limiter.acquire() for _ in range(10)]
+    assert max_in_window(sent) <= 2
+    warnings = [r for r in caplog.records if "rate store unreachable" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].store == "memory-item"  # type: ignore[attr-defined]
+    # after the cool-down it goes back to the store
+    item.down = False
+    vt.now += COOL_DOWN
+    limiter.acquire()
+    assert item.writes >= 1
