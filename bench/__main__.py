@@ -25,6 +25,7 @@ BENCHMARKS = {
     "pacing": "bench.bench_pacing",
     "memory": "bench.bench_memory",
     "bundle": "bench.bench_bundle",
+    "fleet": "bench.bench_fleet",
 }
 TARGETS = (support.ROOT / "bench" / "README.md", support.ROOT / "docs" / "benchmarks.md")
 START, END = "<!-- bench:results -->", "<!-- /bench:results -->"

@@ -14,10 +14,8 @@ request leaves at **9.0 s** (the *window-exact* ideal) and the 50 requests use *
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -57,22 +55,15 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
     return _handler(params) if params["which"] == "handler" else _naive(params)
 
 
-def _log(url: str, method: str = "GET") -> list[dict[str, Any]]:
-    request = urllib.request.Request(f"{url}/_emulator/requests", method=method)  # noqa: S310  # loopback http
-    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
-        document = json.load(answer)
-    return [entry for entry in document.get("requests", []) if entry.get("api") == "modify_sched_task"]
-
-
 def run() -> tuple[str, dict[str, Any]]:
     result: dict[str, Any] = {}
     with support.emulator(rate_limit=RATE, tasks=10) as served, tempfile.TemporaryDirectory() as tmp:
         env = support.handler_env(served.url, Path(tmp) / "dead-letters.jsonl", rate_limit=RATE)
         for which in ("handler", "naive"):
-            _log(served.url, "DELETE")
+            support.emulator_requests(served.url, "DELETE")
             outcome = support.run_child("bench.bench_pacing", {"which": which, "url": served.url,
                                                                "tasks": served.tasks}, env)
-            log = _log(served.url)
+            log = support.emulator_requests(served.url)
             arrivals = [entry["t"] for entry in log]
             outcome["sent"] = len(log)
             outcome["rate_limited"] = sum(entry["code"] == RATE_LIMITED for entry in log)

@@ -10,6 +10,7 @@ import subprocess  # noqa: S404  # runs this interpreter with fixed argument lis
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -92,16 +93,42 @@ def run_child(module: str, params: Mapping[str, Any], env: Mapping[str, str], ti
     The child's stdout and stderr (the handler's log lines and metrics) go to a file, as they would go to
     CloudWatch; it is shown only when the child fails.
     """
+    return run_children(module, [params], env, timeout)[0][0]
+
+
+def run_children(module: str, params: Sequence[Mapping[str, Any]], env: Mapping[str, str],
+                 timeout: float = 300) -> list[tuple[Any, str]]:
+    """Like ``run_child``, one child per ``params`` entry, all at once; each child's answer and its log."""
     with tempfile.TemporaryDirectory(prefix="timpush-bench-") as tmp:
-        out, log = Path(tmp) / "out.json", Path(tmp) / "child.log"
-        command = [sys.executable, "-m", module, "--child", json.dumps(params), str(out)]
-        with log.open("w") as sink:
-            code = subprocess.run(command, cwd=ROOT, env=dict(env), stdout=sink, stderr=sink,  # noqa: S603
-                                  timeout=timeout, check=False).returncode
-        if code != 0 or not out.exists():
-            tail = log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"{module} child failed ({code}):\n{tail}")
-        return json.loads(out.read_text())
+        running = []
+        for index, entry in enumerate(params):
+            out, log = Path(tmp) / f"out-{index}.json", Path(tmp) / f"child-{index}.log"
+            command = [sys.executable, "-m", module, "--child", json.dumps(entry), str(out)]
+            with log.open("w") as sink:
+                running.append((subprocess.Popen(command, cwd=ROOT, env=dict(env), stdout=sink,  # noqa: S603
+                                                 stderr=sink), out, log))
+        answers = []
+        for process, out, log in running:
+            code = process.wait(timeout)
+            text = log.read_text(errors="replace")
+            if code != 0 or not out.exists():
+                raise RuntimeError(f"{module} child failed ({code}):\n{text[-3000:]}")
+            answers.append((json.loads(out.read_text()), text))
+        return answers
+
+
+@contextlib.contextmanager
+def scratch() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="timpush-bench-") as tmp:
+        yield Path(tmp)
+
+
+def emulator_requests(url: str, method: str = "GET") -> list[dict[str, Any]]:
+    """The emulator's log of modify_sched_task requests (``DELETE`` clears it)."""
+    request = urllib.request.Request(f"{url}/_emulator/requests", method=method)  # noqa: S310  # loopback http
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+        document = json.load(answer)
+    return [entry for entry in document.get("requests", []) if entry.get("api") == "modify_sched_task"]
 
 
 def child_main(run: Any) -> None:

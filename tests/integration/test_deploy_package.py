@@ -232,19 +232,32 @@ def test_queue_trigger_reports_batch_item_failures(template: dict[str, Any]) -> 
     assert props["ScalingConfig"]["MaximumConcurrency"] >= 2
 
 
-def test_all_instances_together_stay_within_tencents_rate(template: dict[str, Any]) -> None:
+def test_every_function_shares_one_budget_in_the_state_table(template: dict[str, Any]) -> None:
+    for name in ("worker", "api", "schedule"):
+        variables = env(template, name)
+        assert float(variables["IM_RATE_LIMIT"]) == TENCENT_LIMIT  # the fleet's total, not a share
+        assert variables["IM_STATE_STORE"] == {"Fn::Sub": "dynamodb:${StateTable}"}
+    (table,) = resources(template, "AWS::DynamoDB::Table").values()
+    props = table["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_even_the_fallback_cannot_overrun_tencents_rate(template: dict[str, Any]) -> None:
     (mapping,) = resources(template, "AWS::Lambda::EventSourceMapping").values()
     caps = {name: function(template, name).get("ReservedConcurrentExecutions") for name in
             ("worker", "api", "schedule")}
     worker_cap = mapping["Properties"]["ScalingConfig"]["MaximumConcurrency"]
     caps["worker"] = min(worker_cap, caps["worker"] or worker_cap)
-    assert caps["api"] and caps["schedule"], "the HTTP and schedule functions need a concurrency cap"
+    assert all(caps.values()), "every function needs a concurrency cap, or the fallback is unbounded"
+    assert caps["api"] >= 2, "the HTTP endpoint serves several callers at once"
 
-    rates = {name: float(env(template, name)["IM_RATE_LIMIT"]) for name in caps}
+    fallbacks = {name: float(env(template, name)["IM_RATE_FALLBACK"]) for name in caps}
 
-    # integer rates: the limiter turns a fractional rate into bursts that may double up in one second
-    assert all(rate.is_integer() and rate >= 1 for rate in rates.values())
-    assert sum(rates[name] * caps[name] for name in caps) <= TENCENT_LIMIT
+    # whole numbers: a rate under 1 still sends one request in some second, whatever its period
+    assert all(rate.is_integer() and rate >= 1 for rate in fallbacks.values())
+    assert sum(fallbacks[name] * caps[name] for name in caps) <= TENCENT_LIMIT
 
 
 def test_http_route_requires_iam(template: dict[str, Any]) -> None:
@@ -326,6 +339,9 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
     maintenance = [s for s in granted if "sqs:ChangeMessageVisibility" in as_list(s["Action"])]
     assert [r["Fn::GetAtt"][0] for s in maintenance for r in as_list(s["Resource"])] == [
         "RetryableDeadLetterQueue"]
+    state = [s for s in granted if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
+    assert [(as_list(s["Action"]), as_list(s["Resource"])) for s in state] == [
+        (["dynamodb:UpdateItem"], [{"Fn::GetAtt": ["StateTable", "Arn"]}])]
     readers = [s for s in granted if "sqs:DeleteMessage" in as_list(s["Action"])]
     assert {r["Fn::GetAtt"][0] for s in readers for r in as_list(s["Resource"])} == {
         "WorkQueue", "RetryableDeadLetterQueue"}
