@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +41,7 @@ from handler.state.order import Claim, TaskBusy, TaskOrder
 API = "modify_sched_task"
 BACKOFF_BASE = 0.25  # seconds; full jitter over base * 2**(attempt-1)
 BACKOFF_CAP = 4.0
+LATER_ENTRY = "a later entry of the same payload"
 RATE_LIMIT_PAUSE = 1.0  # after 60007 and kin, let the server's one-second window clear
 
 
@@ -49,7 +50,7 @@ class _Attempt:
     identity: Identity
     issued_at: datetime
     send: Sequence[str] = ()  # the ordered fields newer than what was applied
-    won: Mapping[str, Stamp] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)  # field left out -> the newer change that won it
     caller_waiting: bool = False
     attempts: int = 0
     refreshed: bool = False
@@ -111,9 +112,10 @@ class Modifier:
             reason = SDKAPPID_MISMATCH.format(got=modification.Sdkappid, expected=identity.sdkappid)
             return _refused(item, request, LocalRefusal.single("Sdkappid", reason), issued_at)
         state = _Attempt(identity, issued_at, caller_waiting=issue.caller_waiting)
+        state.dropped = {name: LATER_ENTRY for name in modification.fields if name in later}
         fields = [name for name in modification.fields if name not in later]
         if not fields:
-            return _superseded(item, modification, state, dict.fromkeys(later, "a later entry of the same payload"))
+            return _superseded(item, modification, state)
         return self._ordered(item, modification, state, fields, issue.stamp(issued_at), deadline)
 
     def _ordered(self, item: Item, mod: Modification, state: _Attempt, fields: list[str], stamp: Stamp,
@@ -123,9 +125,10 @@ class Modifier:
             claim = self.order.claim(TaskKey(state.identity.sdkappid, mod.TaskID), fields, stamp, deadline)
         except (TaskBusy, StoreUnavailable) as exc:
             return _unordered(item, mod, state, exc)
-        state.send, state.won = claim.kept, claim.won
+        state.send = claim.kept
+        state.dropped.update({name: won_by(stamp) for name, stamp in claim.won.items()})
         if not claim.kept:
-            return _superseded(item, mod, state, {name: won_by(s) for name, s in claim.won.items()})
+            return _superseded(item, mod, state)
         try:
             outcome = self._send(item, mod, state, deadline)
         except BaseException:
@@ -243,10 +246,10 @@ def won_by(stamp: Stamp) -> str:
     return f"a change issued {issued} by {stamp.by}" if stamp.by else f"a change issued {issued}"
 
 
-def _superseded(item: Item, mod: Modification, state: _Attempt, won: Mapping[str, str]) -> Outcome:
-    info = "superseded: " + "; ".join(f"{name} won by {by}" for name, by in won.items())
+def _superseded(item: Item, mod: Modification, state: _Attempt) -> Outcome:
+    info = "superseded: " + "; ".join(f"{name} won by {by}" for name, by in state.dropped.items())
     return Outcome(Status.SUPERSEDED, item.raw, mod.summary(), codes.SUPERSEDED, info, ErrorClass.SUPERSEDED,
-                   Origin.LOCAL, issued_at=state.issued_at, dropped=dict(won))
+                   Origin.LOCAL, issued_at=state.issued_at, dropped=dict(state.dropped))
 
 
 def _outcome(item: Item, mod: Modification, result: client.ImResult, error_class: ErrorClass | None,
@@ -255,6 +258,5 @@ def _outcome(item: Item, mod: Modification, result: client.ImResult, error_class
     return Outcome(
         status, item.raw, mod.summary(), result.code, result.info, error_class,
         None if result.ok else result.origin, state.attempts, round(state.latency * 1000, 1),
-        http_status=result.http_status, issued_at=state.issued_at,
-        dropped={name: won_by(stamp) for name, stamp in state.won.items()},
+        http_status=result.http_status, issued_at=state.issued_at, dropped=dict(state.dropped),
     )

@@ -185,3 +185,16 @@ def test_a_lone_surrogate_is_invalid_input_on_every_trigger(emu: Emulator, tmp_p
     assert [letter["error"]["code"] for letter in letters] == [90104, 90104]
     assert letters[1]["raw"] == text and letters[1]["request"]["SchedAt"] == "\udcff"
     assert modify_requests(emu) == []
+
+
+def test_a_field_a_later_entry_sets_is_left_out_and_said_so(emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+    task = add_task(emu)
+    caplog.set_level(logging.INFO)
+    content = {"OfflinePushInfo": {"Title": "first", "Desc": "d"}}
+    result = invoke([{"TaskID": task, "Type": "All", "SchedAt": OLD, "Content": content},
+                     {"TaskID": task, "Type": "All", "SchedAt": NEW}])
+    assert [r["outcome"] for r in result["results"]] == ["succeeded", "succeeded"]
+    first, second = (r["body"] for r in modify_requests(emu))  # type: ignore[index]
+    assert "SchedAt" not in first and first["Content"] == content and second["SchedAt"] == NEW
+    line = [r for r in caplog.records if r.getMessage().startswith("modification succeeded")][0]
+    assert line.superseded_by == {"SchedAt": "a later entry of the same payload"}  # type: ignore[attr-defined]
