@@ -33,11 +33,6 @@ from handler.observability import logger, metrics
 from handler.state import WORKER_AHEAD, StoreUnavailable
 
 FLEET_MARGIN = 0.05  # of the interval between slots; 4.76 requests/s of 5
-# A sender late for the next free slot by up to this much still takes it and sends now, and the schedule
-# goes on from that slot: the time is made up instead of lost. The schedule itself never compresses, so
-# what bounds a window is how late a send leaves after its slot: six sends span five intervals (1050 ms),
-# so any lateness under the 50 ms margin keeps every second within 5.
-LATE_CREDIT_MS = 40
 COOL_DOWN = 30.0  # seconds on the fallback before the store is tried again
 MAX_WRITES = 8  # conditional writes per slot before giving up for this attempt (a rare pile-up)
 
@@ -55,9 +50,8 @@ class FleetLimiter:
 
     def __init__(self, slots: Slots, pk: str, rate: float, fallback: float,
                  clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, late_credit_ms: int = LATE_CREDIT_MS) -> None:
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._slots = slots
-        self._late_credit_ms = late_credit_ms
         self._pk = pk
         self._interval_ms = max(1, round(1000 * (1 + FLEET_MARGIN) / rate))
         self._fallback = RateLimiter(fallback, clock=monotonic, sleep=sleep)
@@ -91,14 +85,15 @@ class FleetLimiter:
     def _reserve(self, deadline: float, ahead: float) -> float:
         for _ in range(MAX_WRITES):
             now = self._now_ms()
-            slot, expected, base = self._plan(now)
+            slot = max(now, self._known or 0)
             if self._monotonic() + (slot - now) / 1000 > deadline:
                 raise NoSlot(f"the next send slot is {(slot - now) / 1000:.2f}s away, past the deadline")
             if slot - now > ahead * 1000:
                 self._sleep((slot - now) / 1000 - ahead)  # our share is spoken for: wait, without writing
                 continue
+            expected = self._known if self._known is not None and self._known > now else None
             self.writes += 1
-            next_ms = base + self._interval_ms * (2 if self._cold else 1)
+            next_ms = slot + self._interval_ms * (2 if self._cold else 1)
             held = self._slots.take(self._pk, slot, next_ms, expected)
             if held is None:
                 self._known, self._cold = next_ms, False
@@ -106,16 +101,6 @@ class FleetLimiter:
                 return slot / 1000
             self._known = held
         raise NoSlot(f"the fleet's rate budget is contended: no slot after {MAX_WRITES} tries")
-
-    def _plan(self, now: int) -> tuple[int, int | None, int]:
-        """The slot to ask for, the next free slot it expects the item to hold (None: any up to now),
-        and the time the new next free slot is counted from."""
-        known = self._known
-        if known is not None and known > now:
-            return known, known, known
-        if known is not None and known >= now - self._late_credit_ms:
-            return now, known, known  # a little late for it: send now, keep the schedule
-        return now, None, now
 
     def _store_down(self, exc: StoreUnavailable) -> None:
         self._down_until = self._monotonic() + COOL_DOWN
