@@ -129,3 +129,22 @@ def test_an_unreachable_store_falls_back_to_this_process_and_says_so(caplog: pyt
     vt.now += COOL_DOWN
     limiter.acquire()
     assert item.writes >= 1
+
+
+def test_late_wake_ups_within_the_margin_neither_overflow_a_window_nor_slow_the_fleet() -> None:
+    import random
+
+    vt, item = Time(), Item()
+    dice = random.Random(3)
+
+    def late_sleep(seconds: float) -> None:  # every wake-up overshoots by up to 45 ms, as on a busy machine
+        vt.sleep(seconds + dice.uniform(0.0, 0.045))
+
+    limiters = [FleetLimiter(item, "rate#1#modify", 5, 1, clock=vt.wall, monotonic=vt.mono, sleep=late_sleep)
+                for _ in range(3)]
+    sent = []
+    for i in range(200):
+        limiters[i % 3].acquire()
+        sent.append(vt.now)  # when the request really leaves: after the late wake-up
+    assert max_in_window(sent) <= 5  # six sends span five intervals (1050 ms): 45 ms late still fits
+    assert sent[-1] - sent[0] <= (199 + 3) * 0.21 + 0.05  # the schedule is kept; each first slot is double
