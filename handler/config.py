@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from handler.im.regions import REGION_DOMAINS
 
-SINK_PREFIXES = ("file:", "sqs:")
+SINK_PREFIXES = ("file:", "sqs:", "tdmq-cmq:")
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 CLASS_NAMES = frozenset({"invalid", "too_late", "retryable", "auth", "unknown"})
 
@@ -27,7 +27,7 @@ class ConfigError(Exception):
 
 def _check_sink(value: str, var: str) -> str:
     if not value.startswith(SINK_PREFIXES) or len(value.split(":", 1)[1]) == 0:
-        raise ValueError(f"{var} must be file:PATH or sqs:QUEUE_URL, got {value!r}")
+        raise ValueError(f"{var} must be file:PATH, sqs:QUEUE_URL or tdmq-cmq:REGION/QUEUE, got {value!r}")
     return value
 
 
@@ -117,6 +117,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     values = {name: env[name] for name in fields if env.get(name, "") != ""}
     if "DEAD_LETTER" not in values and env.get("AWS_LAMBDA_FUNCTION_NAME"):
         raise ConfigError("DEAD_LETTER: required on Lambda (file:PATH or sqs:QUEUE_URL)")
+    if "DEAD_LETTER" not in values and env.get("TENCENTCLOUD_RUNENV") == "SCF":
+        raise ConfigError("DEAD_LETTER: required on SCF (tdmq-cmq:REGION/QUEUE or file:PATH)")
     try:
         settings = Settings.model_validate(values)
     except ValidationError as exc:

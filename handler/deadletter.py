@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
-from handler.config import Settings
+from handler.compat import UTC
+from handler.config import ConfigError, Settings
 from handler.model import format_issued_at, parse_issued_at
 from handler.observability import logger
 from handler.outcome import Outcome
@@ -23,6 +25,9 @@ KIND = "timpush.dead-letter"
 VERSION = 1
 REDRIVES_ATTRIBUTE = "Redrives"  # SQS message attribute: how many times this body was redriven
 ISSUED_AT_ATTRIBUTE = "IssuedAt"  # SQS message attribute: when the change was made (DESIGN "Order")
+# tdmq-cmq:REGION/QUEUE: a Tencent region (ap-guangzhou) and a CMQ queue name (a letter, then letters,
+# digits, - and _, at most 64 in all).
+_TDMQ_TARGET = re.compile(r"(?P<region>[a-z]+(?:-[a-z]+)+(?:-[0-9]+)?)/(?P<queue>[A-Za-z][A-Za-z0-9_-]{0,63})")
 
 
 class DeadLetterError(Exception):
@@ -31,7 +36,7 @@ class DeadLetterError(Exception):
 
 @dataclass(frozen=True)
 class Source:
-    """Where a message came from: ``kind`` is sqs, http, schedule or direct."""
+    """Where a message came from: ``kind`` is sqs, http, schedule, direct, redrive or scf."""
 
     kind: str
     id: str | None = None
@@ -171,8 +176,16 @@ class FileSink:
             raise DeadLetterError(f"{self.name}: {exc.strerror or exc}") from exc
 
 
+def parse_tdmq_target(target: str) -> tuple[str, str]:
+    """(region, queue) of ``REGION/QUEUE``; ValueError naming the expected form otherwise."""
+    match = _TDMQ_TARGET.fullmatch(target)
+    if match is None:
+        raise ValueError(f"tdmq-cmq:{target[:80]} is not tdmq-cmq:REGION/QUEUE (e.g. tdmq-cmq:ap-guangzhou/dlq)")
+    return match["region"], match["queue"]
+
+
 def open_sink(spec: str) -> Sink:
-    """A sink from its spec (``file:PATH`` or ``sqs:URL``)."""
+    """A sink from its spec (``file:PATH``, ``sqs:URL`` or ``tdmq-cmq:REGION/QUEUE``)."""
     scheme, _, target = spec.partition(":")
     if scheme == "file":
         return FileSink(target)
@@ -180,6 +193,10 @@ def open_sink(spec: str) -> Sink:
         from handler.deadletter_sqs import SqsSink  # boto3 only when an SQS sink is configured
 
         return SqsSink(target)
+    if scheme == "tdmq-cmq":
+        from handler.deadletter_tdmq import TdmqCmqSink  # the tdmq SDK only when that sink is configured
+
+        return TdmqCmqSink(target)
     raise ValueError(f"unknown dead-letter sink {spec!r}")
 
 
@@ -194,6 +211,14 @@ class DeadLetters:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeadLetters:
+        """The routes of the settings; a tdmq-cmq target of the wrong form fails here, at cold start."""
+        for variable, spec in [("DEAD_LETTER", settings.dead_letter), *(
+                (f"DEAD_LETTER_ROUTES[{key!r}]", sink) for key, sink in settings.dead_letter_routes.items())]:
+            if spec.startswith("tdmq-cmq:"):
+                try:
+                    parse_tdmq_target(spec.partition(":")[2])
+                except ValueError as exc:
+                    raise ConfigError(f"{variable}: {exc}") from None
         return cls(settings.dead_letter, dict(settings.dead_letter_routes))
 
     def route(self, code: int, error_class: str) -> str:

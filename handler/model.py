@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from handler.compat import UTC
 from handler.im.codes import INVALID_PARAMETERS, SCHED_TIME_PASSED
 
 LOCAL_INVALID: Final = INVALID_PARAMETERS

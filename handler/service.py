@@ -12,9 +12,10 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from handler.compat import UTC
 from handler.config import Settings
 from handler.im import client, codes
 from handler.im.codes import ErrorClass, Origin, classify

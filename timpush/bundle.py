@@ -26,10 +26,14 @@ import shutil
 import subprocess  # noqa: S404  # runs pip and python3.12 with fixed argument lists, never a shell
 import sys
 import tempfile
-import tomllib
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # timpush runs wherever the package installs (Python 3.10 and later)
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = Path("build/timpush-modifier.zip")

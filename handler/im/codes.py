@@ -6,7 +6,7 @@ dead-lettered loudly. Nothing else in the code base matches on codes or messages
 
 from __future__ import annotations
 
-from enum import StrEnum
+from handler.compat import StrEnum
 
 
 class ErrorClass(StrEnum):

@@ -110,13 +110,13 @@ def fetch_for(region: str, name: str, max_age: int, endpoint: str | None,
     return fetch
 
 
-def http_profile(endpoint: str | None) -> HttpProfile:
-    """The SDK's profile; an endpoint override must be given to the constructor (API.md 6.3)."""
+def http_profile(endpoint: str | None, variable: str = ENDPOINT_VAR) -> HttpProfile:
+    """The SDK's profile; an endpoint override (from ``variable``) must be given to the constructor (API.md 6.3)."""
     if not endpoint:
         return HttpProfile(reqTimeout=REQUEST_TIMEOUT)
     url = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
     if url.scheme not in ("http", "https") or not url.hostname or url.path not in ("", "/") or url.query:
-        raise ConfigError(f"{ENDPOINT_VAR}: expected http(s)://HOST[:PORT] or HOST[:PORT], got {endpoint!r}")
+        raise ConfigError(f"{variable}: expected http(s)://HOST[:PORT] or HOST[:PORT], got {endpoint!r}")
     return HttpProfile(protocol=url.scheme, endpoint=url.netloc, reqTimeout=REQUEST_TIMEOUT)
 
 

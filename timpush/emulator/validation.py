@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeGuard
 
+from handler.compat import UTC
 from timpush.emulator import envelope as env
 from timpush.emulator.settings import EmulatorSettings
 
