@@ -30,11 +30,6 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # timpush runs wherever the package installs (Python 3.10 and later)
-    import tomli as tomllib
-
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = Path("build/timpush-modifier.zip")
 ARCHES = {"arm64": "aarch64", "x86_64": "x86_64"}
@@ -81,6 +76,10 @@ def runtime_requirements(root: Path) -> list[str]:
     Pinning to the local versions makes the bundle carry what the tests ran against; a dependency that is
     not installed locally keeps its range from pyproject.toml.
     """
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # timpush runs where the package installs (3.10 too); the dev extra brings tomli there
+        import tomli as tomllib
     with (root / "pyproject.toml").open("rb") as handle:
         specs: list[str] = tomllib.load(handle)["project"]["dependencies"]
     return [_pin(spec) for spec in specs]

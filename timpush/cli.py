@@ -12,9 +12,7 @@ from typing import Any
 
 
 def _invoke(args: argparse.Namespace) -> int:
-    from handler import lambda_handler
     from handler.config import ConfigError
-    from timpush.context import LocalContext
 
     text = sys.stdin.read() if args.event == "-" else _read(args.event)
     try:
@@ -22,15 +20,29 @@ def _invoke(args: argparse.Namespace) -> int:
     except ValueError as exc:  # Lambda hands the function strict JSON; so does invoke
         print(f"timpush invoke: {args.event} is not JSON: {exc}", file=sys.stderr)
         return 2
-    context = LocalContext(timeout_seconds=args.timeout)
+    entry, context = _entry(args.platform, args.timeout)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # EMF metrics print to stdout; keep it for the result
-            result = lambda_handler(event, context)
+            result = entry(event, context)
     except ConfigError as exc:
         print(f"timpush invoke: configuration error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(result, ensure_ascii=False))
     return 0
+
+
+def _entry(platform: str, timeout: float) -> tuple[Callable[[Any, Any], Any], Any]:
+    """The platform's entry point and a stand-in for the context it is given."""
+    from timpush.context import LocalContext, scf_context
+
+    if platform == "scf":
+        os.environ.setdefault("TENCENTCLOUD_RUNENV", "SCF")  # it stands in for SCF: counts as log fields
+        from handler import main_handler
+
+        return main_handler, scf_context(timeout)
+    from handler import lambda_handler
+
+    return lambda_handler, LocalContext(timeout_seconds=timeout)
 
 
 def _no_constant(name: str) -> None:
@@ -66,8 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="timpush", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    invoke = sub.add_parser("invoke", help="run handler.lambda_handler on an event file (or - for stdin)")
+    invoke = sub.add_parser("invoke", help="run handler.lambda_handler (or handler.main_handler with --platform "
+                                           "scf) on an event file (or - for stdin)")
     invoke.add_argument("event")
+    invoke.add_argument("--platform", choices=("lambda", "scf"), default="lambda",
+                        help="lambda (default) or scf: Tencent SCF's main_handler with an SCF context dict")
     invoke.add_argument("--timeout", type=float, default=60.0, help="the stand-in context's timeout, seconds")
     invoke.set_defaults(func=_invoke)
 

@@ -1,4 +1,4 @@
-"""A stand-in for the Lambda context object, for running the handler outside Lambda."""
+"""Stand-ins for the context each platform passes, for running the handler outside the cloud."""
 
 from __future__ import annotations
 
@@ -24,3 +24,12 @@ class LocalContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
+
+
+def scf_context(timeout_seconds: float = 60.0, function_name: str = "timpush-modifier-local") -> dict[str, object]:
+    """The dict SCF passes as ``context`` (API.md 5.1)."""
+    return {
+        "request_id": str(uuid.uuid4()), "function_name": function_name, "function_version": "$LATEST",
+        "namespace": "default", "memory_limit_in_mb": 256, "time_limit_in_ms": int(timeout_seconds * 1000),
+        "environment": "{}",
+    }

@@ -6,9 +6,10 @@ Lambda's own retry and on-failure destination keep the payload.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from handler.compat import UTC
 from handler.deadletter import Source, record
 from handler.model import split_payload
 from handler.observability import DEAD_LETTERED, fate_of, report_all
@@ -18,12 +19,29 @@ from handler.state import Issue
 
 
 def handle(payload: Any, source: Source, runtime: Runtime, deadline: float) -> dict[str, Any]:
-    issue = Issue(datetime.now(UTC), f"{source.kind}:{source.id}")  # no earlier time is known: receipt
-    outcomes = runtime.modifier.apply_all(split_payload(payload), deadline, issue)
-    failures = [o for o in outcomes if o.failed]
-    runtime.dead_letters.send([record(o, source) for o in failures])  # raises: Lambda keeps the payload
+    return summary(apply(payload, source, runtime, deadline))
+
+
+def apply(payload: Any, source: Source, runtime: Runtime, deadline: float, raw: str | None = None,
+          issued: datetime | None = None) -> list[Outcome]:
+    """Apply every modification of the payload and finish each. ``raw``: the text as received, kept in
+    the dead letter of a payload that carries one modification (as an SQS body is). ``issued``: when the
+    trigger says the change was made (a modification's own ``IssuedAt`` wins); else the receipt."""
+    items = split_payload(payload)
+    issue = Issue(issued or datetime.now(UTC), f"{source.kind}:{source.id}")
+    outcomes = runtime.modifier.apply_all(items, deadline, issue)
+    finish(outcomes, source, runtime, raw if len(items) == 1 else None)
+    return outcomes
+
+
+def finish(outcomes: list[Outcome], source: Source, runtime: Runtime, raw: str | None = None) -> None:
+    """Dead-letter every failure, then log each outcome; raises DeadLetterError, so the payload is kept."""
+    docs = [record(o, source) for o in outcomes if o.failed]
+    if raw is not None:
+        for doc in docs:
+            doc["raw"] = raw
+    runtime.dead_letters.send(docs)
     report_all(outcomes, DEAD_LETTERED, source.as_dict())
-    return summary(outcomes)
 
 
 def summary(outcomes: list[Outcome]) -> dict[str, Any]:

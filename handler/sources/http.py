@@ -65,10 +65,12 @@ def _modify(app: ApiGatewayResolver, task_id: str) -> Response[str]:
                           ErrorClass.INVALID, Origin.LOCAL, errors=(problem,))
     else:
         runtime: Runtime = app.context["runtime"]
-        issue = Issue(request_time(app.current_event.raw_event), f"http:{app.context['id']}", caller_waiting=True)
+        by = f"{app.context['source_kind']}:{app.context['id']}"
+        issue = Issue(request_time(app.current_event.raw_event), by, caller_waiting=True)
         outcome = runtime.modifier.apply(Item(raw=raw, parsed=parsed), app.context["deadline"], issue)
     status = status_for(outcome)
-    report(outcome, fate_of(outcome, ANSWERED), {"kind": "http", "id": app.context["id"]}, http_status=status)
+    report(outcome, fate_of(outcome, ANSWERED), {"kind": app.context["source_kind"], "id": app.context["id"]},
+           http_status=status)
     info = HIDDEN if status == 500 else outcome.info
     return envelope(status, tid, outcome.code, info, outcome.errors)
 
@@ -151,11 +153,13 @@ def kind_of(event: Any) -> str | None:
     return None
 
 
-def handle(event: dict[str, Any], context: Any, runtime: Runtime, deadline: float, kind: str) -> Any:
+def handle(event: dict[str, Any], context: Any, runtime: Runtime, deadline: float, kind: str,
+           source_kind: str = "http") -> Any:
+    """The resolver's answer; ``source_kind`` is what the log lines name as the source (``scf`` on SCF)."""
     resolver = _RESOLVERS[kind]
     request_id = event["requestContext"].get("requestId")
     logger.set_correlation_id(request_id)
-    resolver.context.update(runtime=runtime, deadline=deadline, id=request_id)
+    resolver.context.update(runtime=runtime, deadline=deadline, id=request_id, source_kind=source_kind)
     try:
         return resolver.resolve(event, context)
     finally:

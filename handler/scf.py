@@ -1,0 +1,85 @@
+"""``main_handler``: the Tencent SCF entry. Recognises each event by its shape (API.md section 5) and
+hands it to its adapter; anything else fails with an error naming what was not recognised.
+
+SCF passes ``context`` as a dict, so powertools' Lambda decorators (which want a LambdaContext and flush
+EMF) are not used: the logger's keys are set here, and on SCF the counts ride in the log lines.
+The deadline is ``time_limit_in_ms`` measured from the start of the invocation.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from handler.deadletter import Source
+from handler.entry import DEADLINE_MARGIN, DEFAULT_BUDGET
+from handler.observability import logger, metrics, on_scf
+from handler.runtime import Runtime, runtime
+from handler.sources import direct, scf_apigw, scf_queue
+
+SOURCE_KIND = "scf"
+_SHAPES = ('Timer ({"Type": "Timer"}), API Gateway (requestContext.serviceId), CKafka (Records[].Ckafka), '
+           "CMQ Topic (Records[].CMQ) or TDMQ through EventBridge (data.msgBody)")
+
+
+class UnrecognisedEvent(ValueError):
+    """The event is none of the shapes SCF delivers to this function."""
+
+
+def main_handler(event: Any, context: Any) -> Any:
+    started = time.monotonic()
+    ctx = context if isinstance(context, dict) else {}
+    _log_context(ctx)
+    try:
+        return route(event, ctx, runtime(), deadline(ctx, started))
+    finally:
+        if not on_scf():  # off SCF (a local run) the counts are EMF, as on Lambda: flushed, not kept
+            metrics.flush_metrics(raise_on_empty_metrics=False)
+
+
+def deadline(context: dict[str, Any], started: float) -> float:
+    """The monotonic time by which the work must stop: ``time_limit_in_ms`` after ``started``, less a margin."""
+    limit = context.get("time_limit_in_ms")
+    if isinstance(limit, int | float) and not isinstance(limit, bool) and limit > 0:
+        budget = limit / 1000
+    else:
+        budget = DEFAULT_BUDGET
+    return started + max(budget - DEADLINE_MARGIN, 0.0)
+
+
+def _log_context(context: dict[str, Any]) -> None:
+    logger.clear_state()
+    logger.append_keys(function_name=context.get("function_name"), function_request_id=context.get("request_id"),
+                       function_memory_size=context.get("memory_limit_in_mb"))
+    logger.set_correlation_id(context.get("request_id"))
+
+
+def route(event: Any, context: dict[str, Any], rt: Runtime, until: float) -> Any:
+    if isinstance(event, dict) and event.get("Type") == "Timer":
+        return timer(event, context, rt, until)
+    if scf_apigw.is_apigw(event):
+        return scf_apigw.handle(event, rt, until)
+    kind = scf_queue.kind_of(event)
+    if kind is not None:
+        return scf_queue.handle(kind, event, rt, until)
+    raise UnrecognisedEvent(f"not an SCF event this function takes: {describe(event)}; expected {_SHAPES}")
+
+
+def timer(event: dict[str, Any], context: dict[str, Any], rt: Runtime, until: float) -> dict[str, Any]:
+    """The trigger's ``Message`` is a direct payload; an empty one means nothing to do."""
+    message = event.get("Message")
+    if message is None or (isinstance(message, str) and not message.strip()):
+        logger.info("timer without a message: nothing to do", extra={"trigger": event.get("TriggerName")})
+        return direct.summary([])
+    return direct.handle(message, Source(SOURCE_KIND, context.get("request_id")), rt, until)
+
+
+def describe(event: Any) -> str:
+    """What the event is, by its type and keys only (its values may be anyone's data)."""
+    if not isinstance(event, dict):
+        return f"a JSON {type(event).__name__}"
+    if isinstance(event.get("Records"), list) and event["Records"]:
+        first = event["Records"][0]
+        keys = sorted(map(str, first)) if isinstance(first, dict) else type(first).__name__
+        return f"Records[0] with keys {keys}"
+    return f"an object with keys {sorted(map(str, event))[:12]}"

@@ -1,0 +1,106 @@
+"""SCF's queue triggers: CKafka and CMQ Topic batches (``Records[]``), TDMQ through EventBridge (one message).
+
+SCF has no partial-batch answer and replays a whole CKafka batch after an error (up to 10,000 times by
+default), so each message is finished on its own and at once: applied (retryable failures are retried
+within the invocation by the modifier), then every failure, a retryable one whose attempts are spent
+included, is dead-lettered with its code. The invocation raises only when a dead letter cannot be
+written: then the replay keeps the message. A record without a message body is itself dead-lettered
+(``invalid``, its record as ``raw``), so nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from handler.deadletter import Source
+from handler.im import codes
+from handler.im.codes import ErrorClass, Origin
+from handler.outcome import Outcome, Status
+from handler.runtime import Runtime
+from handler.sources import direct
+
+SOURCE_KIND = "scf"
+RECORD_KEYS = {"ckafka": "Ckafka", "cmq": "CMQ"}  # the key of each record in Records[] (note "Ckafka")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One queue message: ``body`` is its ``msgBody`` (None when the record has none), ``where`` names
+    the record in the event for error text, ``issued`` the time the event says it was published."""
+
+    id: str
+    body: Any
+    where: str
+    record: Any
+    issued: str | None = None
+
+
+def kind_of(event: Any) -> str | None:
+    """``ckafka``, ``cmq`` or ``tdmq`` for a queue event, None for anything else."""
+    if not isinstance(event, dict):
+        return None
+    data = event.get("data")
+    if isinstance(data, dict) and "msgBody" in data:
+        return "tdmq"
+    records = event.get("Records")
+    first = records[0] if isinstance(records, list) and records else None
+    if isinstance(first, dict):
+        for kind, key in RECORD_KEYS.items():
+            if isinstance(first.get(key), dict):
+                return kind
+    return None
+
+
+def handle(kind: str, event: dict[str, Any], runtime: Runtime, deadline: float) -> dict[str, Any]:
+    outcomes: list[Outcome] = []
+    for message in messages(kind, event):
+        outcomes.extend(_finish(message, runtime, deadline))
+    return direct.summary(outcomes)
+
+
+def _finish(message: Message, runtime: Runtime, deadline: float) -> list[Outcome]:
+    source = Source(SOURCE_KIND, message.id)
+    if message.body is None:
+        outcome = _no_body(message)
+        direct.finish([outcome], source, runtime)
+        return [outcome]
+    raw = message.body if isinstance(message.body, str) else None
+    return direct.apply(message.body, source, runtime, deadline, raw=raw)
+
+
+def _no_body(message: Message) -> Outcome:
+    problem = {"field": f"{message.where}.msgBody", "message": f"{message.where}.msgBody: missing (a string)"}
+    raw = json.dumps(message.record, ensure_ascii=False, default=str)
+    return Outcome(Status.FAILED, raw, None, codes.INVALID_PARAMETERS, problem["message"], ErrorClass.INVALID,
+                   Origin.LOCAL, errors=(problem,))
+
+
+def messages(kind: str, event: dict[str, Any]) -> list[Message]:
+    if kind == "tdmq":
+        return [_tdmq(event)]
+    key = RECORD_KEYS[kind]
+    return [_record(kind, key, index, record) for index, record in enumerate(event["Records"])]
+
+
+def _record(kind: str, key: str, index: int, record: Any) -> Message:
+    where = f"Records[{index}].{key}"
+    inner = record.get(key) if isinstance(record, dict) else None
+    if not isinstance(inner, dict):
+        return Message(f"{kind}:record-{index}", None, where, record)
+    if kind == "ckafka":
+        ident = f"ckafka:{inner.get('topic')}/{inner.get('partition')}/{inner.get('offset')}"
+        return Message(ident, inner.get("msgBody"), where, record)
+    ident = f"cmq:{inner.get('topicName') or inner.get('queueName')}/{inner.get('msgId')}"
+    return Message(ident, inner.get("msgBody"), where, record, _text(inner.get("publishTime")))
+
+
+def _tdmq(event: dict[str, Any]) -> Message:
+    data = event["data"]
+    ident = f"tdmq:{data.get('topic')}/{data.get('msgId') or event.get('id')}"
+    return Message(ident, data.get("msgBody"), "data", event, _text(event.get("time")))
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
