@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.im import ADMIN, APP, KEY, get_task
-from tests.support.scf import SCF_EVENTS, Invocation, invoke, require_python310, sample
+from tests.support.im import ADMIN, APP, KEY, dead_letters, get_task
+from tests.support.scf import SCF_EVENTS, Invocation, invoke, require_python310, run_python310, sample
 from timpush.demo import create_tasks
 from timpush.emulator import Emulator, EmulatorSettings, Fault
 from timpush.emulator.settings import SAMPLE_FIRST_TASK_ID
@@ -41,10 +41,6 @@ def dead(tmp_path: Path) -> Path:
 def env(tasks: Emulator, dead: Path) -> dict[str, str]:
     return {"IM_ENDPOINT": tasks.url, "IM_SDKAPPID": str(APP), "IM_SECRET_KEY": KEY, "IM_ADMIN": ADMIN,
             "DEAD_LETTER": f"file:{dead}", "IM_RATE_LIMIT": "5"}
-
-
-def letters(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
 
 
 def summary_codes(run: Invocation) -> list[int]:
@@ -79,7 +75,7 @@ def test_queue_and_timer_samples_finish_every_message(name: str, env: dict[str, 
     assert run.result["succeeded"] == codes.count(0) and run.result["dead_lettered"] == len(codes) - codes.count(0)
     # Every failure is dead-lettered with its code, its body exactly as the message carried it, source scf.
     failed = [body for body, code in zip(message_bodies(event), codes, strict=True) if code]
-    got = letters(dead)
+    got = dead_letters(dead)
     assert [d["error"]["code"] for d in got] == [c for c in codes if c]
     assert [d["raw"] for d in got] == failed
     assert all(d["source"]["kind"] == "scf" and d["source"]["id"] for d in got)
@@ -139,7 +135,7 @@ def test_ckafka_batch_mixing_success_invalid_too_late_and_retryable_spent(
     # Then it succeeds (no replay), each message finished once: three dead-lettered by code, one applied
     codes = summary_codes(run)
     assert codes[1:] == [0, 90104, 90106] and codes[0] != 0
-    got = {d["source"]["id"]: d for d in letters(dead)}
+    got = {d["source"]["id"]: d for d in dead_letters(dead)}
     assert set(got) == {"ckafka:mods/2/10", "ckafka:mods/2/12", "ckafka:mods/2/13"}
     assert got["ckafka:mods/2/10"]["error"]["class"] == "retryable" and got["ckafka:mods/2/10"]["attempts"] == 2
     assert got["ckafka:mods/2/12"]["error"]["class"] == "invalid"
@@ -162,7 +158,7 @@ def test_a_record_without_a_body_is_dead_lettered_not_dropped(env: dict[str, str
     del event["Records"][1]["Ckafka"]["msgBody"]
     codes = summary_codes(invoke(event, env))
     assert codes == [0, 90104]
-    (letter,) = letters(dead)
+    (letter,) = dead_letters(dead)
     assert "Records[1].Ckafka.msgBody" in letter["error"]["info"]
     assert json.loads(letter["raw"]) == event["Records"][1]  # the whole record, so nothing is lost
 
@@ -190,6 +186,18 @@ def test_a_dead_letter_that_cannot_be_written_fails_the_invocation(env: dict[str
     assert "DeadLetterError" in run.stderr
     (unwritten,) = [line for line in run.logs if line.get("message") == "dead letters could not be written"]
     assert [d["error"]["code"] for d in unwritten["records"]] == [90104]
+
+
+def test_the_compat_names_behave_as_on_311_under_310() -> None:
+    # enum.StrEnum and datetime.UTC are 3.11's; handler.compat stands in for them on SCF's 3.10
+    checks = ("from handler.im.codes import ErrorClass; from handler.compat import UTC; "
+              "import datetime, json, sys; e = ErrorClass.TOO_LATE; "
+              "assert sys.version_info[:2] == (3, 10); "
+              "assert (str(e), f'{e}', format(e, '>9'), e == 'too_late', json.dumps(e)) == "
+              "('too_late', 'too_late', ' too_late', True, '\"too_late\"'); "
+              "assert UTC is datetime.timezone.utc and ErrorClass('too_late') is e; print('ok')")
+    done = run_python310(["-c", checks])
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
 def test_every_sample_has_a_failing_variant() -> None:

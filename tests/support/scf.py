@@ -69,16 +69,21 @@ def sample(name: str) -> dict[str, Any]:
     return doc
 
 
-def invoke(event: Any, env: dict[str, str], timeout_seconds: float = 30) -> Invocation:
-    """One SCF invocation of ``event`` on Python 3.10 with exactly ``env`` (plus PATH and loopback NO_PROXY)."""
+def run_python310(arguments: list[str], stdin: str = "", env: dict[str, str] | None = None,
+                  ) -> subprocess.CompletedProcess[str]:
+    """``python ARGUMENTS`` in SCF's interpreter, from the repository, with exactly ``env`` (plus PATH,
+    HOME, loopback NO_PROXY and ``TENCENTCLOUD_RUNENV=SCF``)."""
     python = require_python310()
     environ = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
                "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-               "TENCENTCLOUD_RUNENV": "SCF", "PYTHONDONTWRITEBYTECODE": "1", **env}
-    done = subprocess.run(
-        [python, "-m", "timpush.cli", "invoke", "--platform", "scf", "--timeout", str(timeout_seconds), "-"],
-        input=json.dumps(event), capture_output=True, text=True, cwd=ROOT, env=environ, timeout=SCF_TIMEOUT,
-        check=False,
-    )
+               "TENCENTCLOUD_RUNENV": "SCF", "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
+    return subprocess.run([python, *arguments], input=stdin, capture_output=True, text=True, cwd=ROOT,
+                          env=environ, timeout=SCF_TIMEOUT, check=False)
+
+
+def invoke(event: Any, env: dict[str, str], timeout_seconds: float = 30) -> Invocation:
+    """One SCF invocation of ``event`` on Python 3.10 with exactly ``env`` (plus PATH and loopback NO_PROXY)."""
+    done = run_python310(["-m", "timpush.cli", "invoke", "--platform", "scf", "--timeout", str(timeout_seconds), "-"],
+                         json.dumps(event), env)
     result = json.loads(done.stdout) if done.returncode == 0 and done.stdout.strip() else None
     return Invocation(done.returncode, result, done.stderr)
