@@ -1,4 +1,4 @@
-"""Build the Lambda deployment artifact without Docker: ``timpush bundle``.
+"""Build the deployment artifact without Docker: ``timpush bundle`` (Lambda) or ``--platform scf`` (Tencent SCF).
 
 The zip holds ``handler/`` and the runtime dependencies installed from cp312 manylinux wheels for the
 target architecture, plus ``.pyc`` files compiled by a Python 3.12, so nothing is compiled at cold start.
@@ -13,6 +13,10 @@ and a pure-Python one, the rest are pure Python. ``--arch x86_64`` builds the ot
 
 boto3/botocore are left out: the Lambda Python runtime carries them, and bundling ~80 MB of them would only
 slow the cold start. The build fails if any dependency drags them in.
+
+``--platform scf`` builds the Tencent SCF zip the same way for SCF's newest Python runtime: cp310 manylinux
+x86_64 wheels (SCF's Python runtimes run on x86_64), ``.pyc`` compiled by a Python 3.10 with ``/var/user``
+(SCF's code root) as their path. boto3 is left out there too: nothing on SCF uses it.
 """
 
 from __future__ import annotations
@@ -28,19 +32,44 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = Path("build/timpush-modifier.zip")
 ARCHES = {"arm64": "aarch64", "x86_64": "x86_64"}
-TARGET_PYTHON = (3, 12)
-TARGET_TAG = "cpython-312"
 # The zip's fixed timestamp: the earliest a zip can hold, so the bytes depend on the content only.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-# Where Lambda unpacks the artifact; recorded in the .pyc so tracebacks show real paths.
-LAMBDA_TASK_ROOT = "/var/task"
-# Lambda's limit for the unzipped code of a function (the zip itself may be larger through S3).
-UNZIPPED_LIMIT = 250 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What a platform's artifact must be: its Python, architectures, code root and size limit."""
+
+    python: tuple[int, int]
+    arches: tuple[str, ...]  # the first is the default
+    code_root: str  # where the platform unpacks the artifact; recorded in the .pyc so tracebacks show real paths
+    unzipped_limit: int  # bytes of unzipped code a function may have
+    out: Path
+
+    @property
+    def version(self) -> str:
+        return ".".join(map(str, self.python))
+
+    @property
+    def tag(self) -> str:
+        return f"cpython-{self.python[0]}{self.python[1]}"
+
+
+PLATFORMS = {
+    # Lambda: 250 MB unzipped (the zip itself may be larger through S3).
+    "lambda": Platform((3, 12), ("arm64", "x86_64"), "/var/task", 250 * 1024 * 1024,
+                       Path("build/timpush-modifier.zip")),
+    # SCF: 500 MB of code per function version before compression, layers included (SCF quota limits).
+    "scf": Platform((3, 10), ("x86_64",), "/var/user", 500 * 1024 * 1024, Path("build/timpush-modifier-scf.zip")),
+}
+DEFAULT_OUT = PLATFORMS["lambda"].out
+LAMBDA_TASK_ROOT = PLATFORMS["lambda"].code_root
+UNZIPPED_LIMIT = PLATFORMS["lambda"].unzipped_limit
 NOT_BUNDLED = ("boto3", "botocore", "s3transfer")
 SKIP_NAMES = {"__pycache__", "node_modules", "tests", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 
@@ -49,23 +78,27 @@ class BundleError(Exception):
     """The artifact cannot be built as asked; the message says why."""
 
 
-def build(out: Path, arch: str = "arm64", with_pyc: bool = True, *, root: Path = ROOT) -> Path:
+def build(out: Path, arch: str | None = None, with_pyc: bool = True, *, root: Path = ROOT,
+          platform: str = "lambda") -> Path:
     """Build the artifact at ``out`` (relative to ``root`` unless absolute) and return its path."""
-    if arch not in ARCHES:
-        raise BundleError(f"unknown architecture {arch!r}; one of {', '.join(ARCHES)}")
+    target = PLATFORMS[platform]
+    arch = arch or target.arches[0]
+    if arch not in target.arches:
+        raise BundleError(f"unknown architecture {arch!r} for {platform}; one of {', '.join(target.arches)}")
     out = out if out.is_absolute() else root / out
     with tempfile.TemporaryDirectory(prefix="timpush-bundle-") as tmp:
         stage = Path(tmp) / "task"
-        install_dependencies(stage, arch, runtime_requirements(root))
+        install_dependencies(stage, arch, runtime_requirements(root), target.version)
         copy_package(root / "handler", stage / "handler")
-        prune(stage, arch)
-        python = find_python312() if with_pyc else None
+        prune(stage, arch, target.tag)
+        python = find_python(target.python) if with_pyc else None
         if with_pyc and python is None:
-            _warn("no Python 3.12 found (python3.12, pyenv, TIMPUSH_PYTHON312): shipping sources only; "
+            _warn(f"no Python {target.version} found (python{target.version}, pyenv, "
+                  f"TIMPUSH_PYTHON{target.tag[-3:]}): shipping sources only; "
                   "every cold start will compile the dependencies in memory")
         if python is not None:
-            precompile(stage, python)
-        check_size(stage)
+            precompile(stage, python, target.code_root)
+        check_size(stage, target.unzipped_limit)
         write_zip(stage, out)
     return out
 
@@ -93,16 +126,18 @@ def _pin(spec: str) -> str:
         return spec
 
 
-def install_dependencies(target: Path, arch: str, requirements: Sequence[str]) -> None:
-    """pip-install cp312 wheels for Linux/``arch`` into ``target``; no sdist, so nothing is built here."""
+def install_dependencies(target: Path, arch: str, requirements: Sequence[str], python: str = "3.12") -> None:
+    """pip-install CPython ``python`` wheels for Linux/``arch`` into ``target``; no sdist, so nothing is built here."""
     machine = ARCHES[arch]
     command = [
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input",
         "--target", str(target),
         # manylinux2014 (glibc 2.17) is what every dependency ships; 2_28 is also fine on the Lambda
         # python3.12 runtime (Amazon Linux 2023, glibc 2.34) and lets pip take a newer wheel if that is all.
-        "--platform", f"manylinux2014_{machine}", "--platform", f"manylinux_2_28_{machine}",
-        "--python-version", "3.12", "--implementation", "cp", "--only-binary=:all:",
+        # SCF's images are not documented to that detail: its artifact takes manylinux2014 only.
+        "--platform", f"manylinux2014_{machine}",
+        *(["--platform", f"manylinux_2_28_{machine}"] if python == "3.12" else []),
+        "--python-version", python, "--implementation", "cp", "--only-binary=:all:",
         # pip would compile with this interpreter (3.11): wrong magic number, so none at all here.
         "--no-compile",
         *requirements,
@@ -123,7 +158,7 @@ def _ignore(_directory: str, names: list[str]) -> set[str]:
     return {name for name in names if name in SKIP_NAMES or name.endswith((".pyc", ".pyo"))}
 
 
-def prune(stage: Path, arch: str) -> None:
+def prune(stage: Path, arch: str, tag: str = "cpython-312") -> None:
     """Remove what Lambda never uses and check the compiled parts fit the target."""
     shutil.rmtree(stage / "bin", ignore_errors=True)  # console scripts pip wrote for this machine
     for record in stage.glob("*.dist-info/RECORD"):
@@ -132,12 +167,13 @@ def prune(stage: Path, arch: str) -> None:
         shutil.rmtree(cache)  # whatever is there was not compiled for the target interpreter
     bundled = sorted(name for name in NOT_BUNDLED if (stage / name).exists())
     if bundled:
-        raise BundleError(f"a dependency pulled in {', '.join(bundled)}, which the Lambda runtime provides")
-    _check_extensions(stage, arch)
+        raise BundleError(f"a dependency pulled in {', '.join(bundled)}, which the Lambda runtime provides "
+                          "and nothing on SCF uses")
+    _check_extensions(stage, arch, tag)
 
 
-def _check_extensions(stage: Path, arch: str) -> None:
-    wanted = f"{TARGET_TAG}-{ARCHES[arch]}-linux-gnu"
+def _check_extensions(stage: Path, arch: str, tag: str) -> None:
+    wanted = f"{tag}-{ARCHES[arch]}-linux-gnu"
     extensions = [path for path in stage.rglob("*.so") if ".cpython-" in path.name]
     wrong = [str(path.relative_to(stage)) for path in extensions if wanted not in path.name]
     if wrong:
@@ -148,24 +184,34 @@ def _check_extensions(stage: Path, arch: str) -> None:
 
 def find_python312() -> str | None:
     """A Python 3.12 to compile with: TIMPUSH_PYTHON312, python3.12 on PATH, or a pyenv 3.12.x."""
-    for candidate in _python312_candidates():
-        if _is_python312(candidate):
+    return find_python((3, 12))
+
+
+def find_python(version: tuple[int, int]) -> str | None:
+    """A CPython ``version`` to compile with: TIMPUSH_PYTHON3xx, python3.x on PATH, or a pyenv 3.x.y."""
+    for candidate in _python_candidates(version):
+        if _is_python(candidate, version):
             return candidate
     return None
 
 
-def _python312_candidates() -> Iterator[str]:
-    if os.environ.get("TIMPUSH_PYTHON312"):
-        yield os.environ["TIMPUSH_PYTHON312"]
-    on_path = shutil.which("python3.12")
+def _python_candidates(version: tuple[int, int]) -> Iterator[str]:
+    dotted, joined = ".".join(map(str, version)), "".join(map(str, version))
+    if os.environ.get(f"TIMPUSH_PYTHON{joined}"):
+        yield os.environ[f"TIMPUSH_PYTHON{joined}"]
+    on_path = shutil.which(f"python{dotted}")
     if on_path:
-        yield on_path  # may be a pyenv shim that refuses to run when 3.12 is not selected
+        yield on_path  # may be a pyenv shim that refuses to run when that version is not selected
     pyenv_root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
-    yield from sorted(glob.glob(f"{pyenv_root}/versions/3.12*/bin/python3.12"), reverse=True)
-    yield "/usr/bin/python3.12"
+    yield from sorted(glob.glob(f"{pyenv_root}/versions/{dotted}.*/bin/python{dotted}"), reverse=True)
+    yield f"/usr/bin/python{dotted}"
 
 
 def _is_python312(executable: str) -> bool:
+    return _is_python(executable, (3, 12))
+
+
+def _is_python(executable: str, version: tuple[int, int]) -> bool:
     probe = "import sys; print(sys.implementation.name, *sys.version_info[:2])"
     try:
         result = subprocess.run(  # noqa: S603
@@ -173,10 +219,10 @@ def _is_python312(executable: str) -> bool:
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return result.returncode == 0 and result.stdout.split() == ["cpython", "3", "12"]
+    return result.returncode == 0 and result.stdout.split() == ["cpython", *map(str, version)]
 
 
-def precompile(stage: Path, python: str) -> None:
+def precompile(stage: Path, python: str, code_root: str = LAMBDA_TASK_ROOT) -> None:
     """Compile every module with the target's Python version, checked by hash instead of timestamp.
 
     Lambda's /var/task is read-only, so Python cannot cache what it compiles: a .pyc that it considers stale
@@ -188,7 +234,7 @@ def precompile(stage: Path, python: str) -> None:
     """
     command = [
         python, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
-        "-s", str(stage), "-p", LAMBDA_TASK_ROOT,  # record /var/task/... paths, not the build folder
+        "-s", str(stage), "-p", code_root,  # record /var/task/... (/var/user/...) paths, not the build folder
         str(stage),
     ]
     result = subprocess.run(command, check=False, capture_output=True, text=True)  # noqa: S603
@@ -200,10 +246,10 @@ def precompile(stage: Path, python: str) -> None:
         _warn(f"some files did not compile and stay source-only:\n{result.stdout.strip()}")
 
 
-def check_size(stage: Path) -> None:
+def check_size(stage: Path, limit: int = UNZIPPED_LIMIT) -> None:
     total = sum(path.stat().st_size for path in stage.rglob("*") if path.is_file())
-    if total > UNZIPPED_LIMIT:
-        raise BundleError(f"unzipped size {total} bytes exceeds Lambda's {UNZIPPED_LIMIT}")
+    if total > limit:
+        raise BundleError(f"unzipped size {total} bytes exceeds the platform's {limit}")
 
 
 def write_zip(stage: Path, out: Path) -> None:
@@ -226,18 +272,22 @@ def _warn(message: str) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", choices=sorted(ARCHES), default="arm64",
-                        help="Lambda architecture to build for (default arm64; must match serverless.yml)")
+    parser.add_argument("--platform", choices=sorted(PLATFORMS), default="lambda",
+                        help="lambda (default) or scf: Tencent SCF, Python 3.10 on x86_64 (deploy/scf/serverless.yml)")
+    parser.add_argument("--arch", choices=sorted(ARCHES), default=None,
+                        help="Lambda architecture to build for (default arm64; must match serverless.yml); "
+                             "SCF is x86_64 only")
     parser.add_argument("--no-pyc", dest="with_pyc", action="store_false",
                         help="ship sources only (cold starts then compile every module)")
     parser.add_argument("--out", type=Path, default=None,
-                        help=f"the zip to write (default {DEFAULT_OUT} in the project)")
+                        help=f"the zip to write (default {DEFAULT_OUT}, or {PLATFORMS['scf'].out} for scf, "
+                             "in the project)")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        out = args.out.resolve() if args.out is not None else DEFAULT_OUT  # a given path is from the cwd
-        path = build(out, arch=args.arch, with_pyc=args.with_pyc)
+        out = args.out.resolve() if args.out is not None else PLATFORMS[args.platform].out  # given: from the cwd
+        path = build(out, arch=args.arch, with_pyc=args.with_pyc, platform=args.platform)
     except BundleError as exc:
         print(f"timpush bundle: {exc}", file=sys.stderr)
         return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import subprocess
 import sys
 import zipfile
@@ -45,7 +46,7 @@ def make_project(root: Path) -> Path:
 def fake_pip(extension: str = "cpython-312-aarch64-linux-gnu", extra: Sequence[str] = ()) -> Callable[..., None]:
     """Stands in for install_dependencies: what pip --target would leave, wrong-version caches included."""
 
-    def install(target: Path, arch: str, requirements: Sequence[str]) -> None:
+    def install(target: Path, arch: str, requirements: Sequence[str], python: str = "3.12") -> None:
         files = [
             "pydantic_core/__init__.py",
             f"pydantic_core/_pydantic_core.{extension}.so",
@@ -155,7 +156,7 @@ def test_unknown_architecture_is_refused(project: Path) -> None:
 def test_missing_python312_ships_sources_with_a_warning(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(bundle, "find_python312", lambda: None)
+    monkeypatch.setattr(bundle, "find_python", lambda _version: None)
 
     out = bundle.build(Path("build/out.zip"), root=project)
 
@@ -210,7 +211,8 @@ def test_a_python_that_is_not_312_is_not_taken(monkeypatch: pytest.MonkeyPatch) 
 
 def test_command_line(project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     real_build = bundle.build
-    monkeypatch.setattr(bundle, "build", lambda out, arch, with_pyc: real_build(out, arch, with_pyc, root=project))
+    monkeypatch.setattr(bundle, "build", lambda out, arch, with_pyc, platform: real_build(
+        out, arch, with_pyc, root=project, platform=platform))
     monkeypatch.chdir(project)
     parser = argparse.ArgumentParser()
     bundle.add_arguments(parser)
@@ -223,3 +225,66 @@ def test_command_line(project: Path, monkeypatch: pytest.MonkeyPatch, capsys: py
     assert (project / "here.zip").is_file()
     assert "MB zipped" in capsys.readouterr().out
 
+
+
+# -- the Tencent SCF artifact ----------------------------------------------------------------------
+
+SCF_EXTENSION = "cpython-310-x86_64-linux-gnu"
+
+
+def test_scf_takes_cp310_x86_64_extensions_only(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bundle, "install_dependencies", fake_pip(SCF_EXTENSION))
+    out = bundle.build(Path("build/scf.zip"), with_pyc=False, root=project, platform="scf")
+    assert f"pydantic_core/_pydantic_core.{SCF_EXTENSION}.so" in names(out)
+
+    monkeypatch.setattr(bundle, "install_dependencies", fake_pip("cpython-312-x86_64-linux-gnu"))
+    with pytest.raises(bundle.BundleError, match=f"not built for {SCF_EXTENSION}"):
+        bundle.build(Path("build/scf.zip"), with_pyc=False, root=project, platform="scf")
+    with pytest.raises(bundle.BundleError, match="unknown architecture 'arm64' for scf"):
+        bundle.build(Path("build/scf.zip"), arch="arm64", with_pyc=False, root=project, platform="scf")
+
+
+def test_pip_is_asked_for_cp310_manylinux2014_x86_64_wheels_for_scf(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[list[str]] = []
+    monkeypatch.setattr(bundle.subprocess, "run", lambda command, **_: seen.append(command) or
+                        subprocess.CompletedProcess(command, 0, "", ""))
+
+    bundle.install_dependencies(tmp_path, "x86_64", ["pydantic==2.0"], python="3.10")
+
+    command = seen[0]
+    assert command[command.index("--python-version") + 1] == "3.10"
+    assert [command[i + 1] for i, arg in enumerate(command) if arg == "--platform"] == ["manylinux2014_x86_64"]
+
+
+def test_scf_pyc_are_for_310_with_scf_paths_and_reproducible(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if bundle.find_python((3, 10)) is None:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("no Python 3.10 to compile the SCF bundle with")
+    monkeypatch.setattr(bundle, "install_dependencies", fake_pip(SCF_EXTENSION))
+
+    first = bundle.build(Path("build/a.zip"), root=project, platform="scf")
+    (project / "handler/entry.py").touch()
+    second = bundle.build(Path("build/b.zip"), root=project, platform="scf")
+
+    assert first.read_bytes() == second.read_bytes()
+    with zipfile.ZipFile(first) as archive:
+        pyc = archive.read("handler/__pycache__/entry.cpython-310.pyc")
+        compiled = [n for n in archive.namelist() if n.endswith(".pyc")]
+    assert not [n for n in compiled if ".cpython-310." not in n]
+    assert int.from_bytes(pyc[4:8], "little") == 1  # unchecked hash: nothing is recompiled on SCF
+    assert b"/var/user/handler/entry.py" in pyc and str(project).encode() not in pyc
+
+
+def test_command_line_builds_for_scf(project: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(bundle, "install_dependencies", fake_pip(SCF_EXTENSION))
+    monkeypatch.setattr(bundle, "ROOT", project)
+    real_build = bundle.build
+    monkeypatch.setattr(bundle, "build", lambda out, arch, with_pyc, platform: real_build(
+        out, arch, with_pyc, root=project, platform=platform))
+    parser = argparse.ArgumentParser()
+    bundle.add_arguments(parser)
+
+    assert bundle.run(parser.parse_args(["--platform", "scf", "--no-pyc"])) == 0
+    assert (project / "build/timpush-modifier-scf.zip").is_file()
+    assert "timpush-modifier-scf.zip" in capsys.readouterr().out
