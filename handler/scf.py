@@ -15,7 +15,7 @@ from handler.deadletter import Source
 from handler.entry import DEADLINE_MARGIN, DEFAULT_BUDGET
 from handler.observability import logger, metrics, on_scf
 from handler.runtime import Runtime, runtime
-from handler.sources import direct, scf_apigw, scf_queue
+from handler.sources import direct, scf_queue
 
 SOURCE_KIND = "scf"
 _SHAPES = ('Timer ({"Type": "Timer"}), API Gateway (requestContext.serviceId), CKafka (Records[].Ckafka), '
@@ -57,12 +57,19 @@ def _log_context(context: dict[str, Any]) -> None:
 def route(event: Any, context: dict[str, Any], rt: Runtime, until: float) -> Any:
     if isinstance(event, dict) and event.get("Type") == "Timer":
         return timer(event, context, rt, until)
-    if scf_apigw.is_apigw(event):
+    if is_apigw(event):
+        from handler.sources import scf_apigw  # powertools' resolvers (about 60 ms): only for HTTP requests
+
         return scf_apigw.handle(event, rt, until)
     kind = scf_queue.kind_of(event)
     if kind is not None:
         return scf_queue.handle(kind, event, rt, until)
     raise UnrecognisedEvent(f"not an SCF event this function takes: {describe(event)}; expected {_SHAPES}")
+
+
+def is_apigw(event: Any) -> bool:
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    return isinstance(context, dict) and "serviceId" in context
 
 
 def timer(event: dict[str, Any], context: dict[str, Any], rt: Runtime, until: float) -> dict[str, Any]:

@@ -15,11 +15,6 @@ from handler.sources import http
 SOURCE_KIND = "scf"
 
 
-def is_apigw(event: Any) -> bool:
-    context = event.get("requestContext") if isinstance(event, dict) else None
-    return isinstance(context, dict) and "serviceId" in context
-
-
 def handle(event: dict[str, Any], runtime: Runtime, deadline: float) -> dict[str, Any]:
     answer = http.handle(as_rest_v1(event), None, runtime, deadline, "v1", SOURCE_KIND)
     return integration_response(answer)

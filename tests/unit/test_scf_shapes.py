@@ -28,7 +28,7 @@ def test_deadline_is_the_time_limit_from_the_invocation_start(context: dict[str,
 ])
 def test_queue_shapes(name: str, kind: str | None) -> None:
     assert scf_queue.kind_of(sample(name)) == kind
-    assert scf_apigw.is_apigw(sample(name)) == name.startswith("apigw")
+    assert scf.is_apigw(sample(name)) == name.startswith("apigw")
 
 
 def test_message_ids_name_the_trigger_and_the_message() -> None:
