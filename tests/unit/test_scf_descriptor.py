@@ -1,0 +1,118 @@
+"""deploy/scf/serverless.yml against the inputs the Serverless Cloud Framework's ``scf`` component documents
+(serverless-components/tencent-scf, docs/configure.md: the full configuration and its parameter tables).
+
+Nothing here deploys: the shape is checked, so a typo (``memorysize``) or an input the component would
+ignore fails here rather than silently on ``scf deploy``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import handler
+from handler.config import CLASS_NAMES
+from handler.deadletter import parse_tdmq_target
+from tests.support.scf import ROOT
+
+DESCRIPTOR = ROOT / "deploy" / "scf" / "serverless.yml"
+TOP_LEVEL = {"org", "app", "stage", "component", "name", "inputs"}
+INPUTS = {"name", "namespace", "role", "enableRoleAuth", "src", "handler", "runtime", "region", "description",
+          "memorySize", "timeout", "initTimeout", "eip", "publicAccess", "environment", "vpcConfig", "cfs",
+          "deadLetter", "layers", "cls", "asyncRunEnable", "tags", "events"}
+SRC = {"src", "exclude", "bucket", "object"}
+# per trigger: (documented parameters, required parameters)
+TRIGGERS: dict[str, tuple[set[str], set[str]]] = {
+    "timer": ({"name", "qualifier", "cronExpression", "argument", "enable"}, {"cronExpression"}),
+    "apigw": ({"serviceName", "serviceId", "protocols", "netTypes", "description", "environment", "endpoints"},
+              {"endpoints"}),
+    "ckafka": ({"name", "qualifier", "topic", "maxMsgNum", "offset", "retry", "enable"},
+               {"name", "topic", "maxMsgNum", "offset", "retry"}),
+    "cmq": ({"name", "qualifier", "filterType", "filterKey", "enable"}, {"name"}),
+    "cos": ({"qualifier", "bucket", "filter", "events", "enable"}, {"bucket", "filter", "events"}),
+    "cls": ({"qualifier", "topicId", "maxWait", "enable"}, {"topicId"}),
+    "mps": ({"qualifier", "type", "enable"}, {"type"}),
+}
+ENDPOINT = {"path", "method", "apiId", "apiName", "description", "enableCORS", "responseType", "serviceTimeout",
+            "param", "function", "usagePlan", "auth", "isBase64Encoded", "isBase64Trigger",
+            "base64EncodedTriggerRules"}
+PARAM = {"name", "position", "required", "type", "defaultValue", "desc"}
+ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{1,63}")  # SCF: a letter first; letters, digits, _; 2-64 bytes
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(DESCRIPTOR.read_text(encoding="utf-8"))
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def inputs(doc: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = doc["inputs"]
+    return found
+
+
+def triggers(inputs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = {}
+    for event in inputs["events"]:
+        ((kind, body),) = event.items()
+        found[kind] = body["parameters"]
+    return found
+
+
+def test_component_and_documented_inputs_only(doc: dict[str, Any], inputs: dict[str, Any]) -> None:
+    assert doc["component"] == "scf" and doc["name"]
+    assert set(doc) <= TOP_LEVEL
+    assert set(inputs) <= INPUTS
+    assert {"src", "handler", "runtime", "region", "memorySize", "timeout", "environment", "events"} <= set(inputs)
+    assert set(inputs["src"]) <= SRC and "src" in inputs["src"]
+
+
+def test_function_runs_main_handler_on_python_310(inputs: dict[str, Any]) -> None:
+    assert inputs["runtime"] == "Python3.10"
+    module, _, function = inputs["handler"].partition(".")
+    assert module == handler.__name__ and callable(getattr(handler, function))  # SCF imports handler, then main_handler
+    assert re.fullmatch(r"[a-z]{2}-[a-z]+(-[0-9])?", inputs["region"])
+    assert (Path(DESCRIPTOR.parent / inputs["src"]["src"]).resolve()) == ROOT / "build" / "scf"
+
+
+def test_memory_and_timeout_are_allowed_values(inputs: dict[str, Any]) -> None:
+    memory, timeout = inputs["memorySize"], inputs["timeout"]
+    assert memory == 64 or (memory % 128 == 0 and 128 <= memory <= 3072)
+    assert 1 <= timeout <= 900 and 1 <= inputs.get("initTimeout", 3) <= 30
+
+
+def test_environment_configures_the_handler_for_scf(inputs: dict[str, Any]) -> None:
+    variables = inputs["environment"]["variables"]
+    assert all(ENV_NAME.fullmatch(name) and isinstance(value, str) for name, value in variables.items())
+    scheme, _, target = variables["DEAD_LETTER"].partition(":")
+    assert scheme == "tdmq-cmq" and parse_tdmq_target(target)[0] == inputs["region"]
+    assert variables["IM_SECRET_SOURCE"].startswith("tencent-ssm:") and "IM_SECRET_KEY" not in variables
+    assert 0 < float(variables["IM_RATE_LIMIT"]) <= 5
+    assert set(variables.get("DEAD_LETTER_ROUTES", {})) <= CLASS_NAMES
+
+
+def test_triggers_are_timer_apigw_and_ckafka_with_documented_parameters(inputs: dict[str, Any]) -> None:
+    found = triggers(inputs)
+    assert set(found) == {"timer", "apigw", "ckafka"}
+    for kind, parameters in found.items():
+        documented, required = TRIGGERS[kind]
+        assert set(parameters) <= documented, kind
+        assert required <= set(parameters), kind
+    assert found["ckafka"]["offset"] == "latest" and found["ckafka"]["retry"] >= 1
+    assert 1 <= found["ckafka"]["maxMsgNum"] <= 10_000
+
+
+def test_the_api_is_patch_sched_tasks_behind_api_keys_never_open(inputs: dict[str, Any]) -> None:
+    (endpoint,) = triggers(inputs)["apigw"]["endpoints"]
+    assert set(endpoint) <= ENDPOINT
+    assert (endpoint["path"], endpoint["method"]) == ("/sched-tasks/{taskId}", "PATCH")
+    assert endpoint["auth"]["secretName"] and endpoint["usagePlan"]["usagePlanName"]  # key-based auth on
+    assert endpoint["function"]["isIntegratedResponse"] is True  # main_handler answers statusCode/headers/body
+    (param,) = endpoint["param"]
+    assert set(param) <= PARAM and (param["name"], param["position"], param["required"]) == ("taskId", "PATH", True)
+    assert endpoint["serviceTimeout"] >= inputs["timeout"]
