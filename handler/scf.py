@@ -9,8 +9,10 @@ The deadline is ``time_limit_in_ms`` measured from the start of the invocation.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
+from handler.compat import UTC
 from handler.deadletter import Source
 from handler.entry import DEADLINE_MARGIN, DEFAULT_BUDGET
 from handler.observability import logger, metrics, on_scf
@@ -78,7 +80,13 @@ def timer(event: dict[str, Any], context: dict[str, Any], rt: Runtime, until: fl
     if message is None or (isinstance(message, str) and not message.strip()):
         logger.info("timer without a message: nothing to do", extra={"trigger": event.get("TriggerName")})
         return direct.summary([])
-    return direct.handle(message, Source(SOURCE_KIND, context.get("request_id")), rt, until)
+    source = Source(SOURCE_KIND, context.get("request_id"))
+    issued = scf_queue.issue_time(_text(event.get("Time")), datetime.now(UTC))
+    return direct.summary(direct.apply(message, source, rt, until, issued=issued))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def describe(event: Any) -> str:

@@ -6,17 +6,24 @@ within the invocation by the modifier), then every failure, a retryable one whos
 included, is dead-lettered with its code. The invocation raises only when a dead letter cannot be
 written: then the replay keeps the message. A record without a message body is itself dead-lettered
 (``invalid``, its record as ``raw``), so nothing is dropped.
+
+Issue time (``IssuedAt``, which orders changes to one task): a modification's own, else the time the event
+gives (CMQ ``publishTime``, TDMQ ``time``), else the time the invocation received it (CKafka's records
+carry none). An event time after the receipt is taken as the receipt: a publisher cannot be ahead of it.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from handler.compat import UTC
 from handler.deadletter import Source
 from handler.im import codes
 from handler.im.codes import ErrorClass, Origin
+from handler.model import parse_issued_at
 from handler.outcome import Outcome, Status
 from handler.runtime import Runtime
 from handler.sources import direct
@@ -54,27 +61,42 @@ def kind_of(event: Any) -> str | None:
 
 
 def handle(kind: str, event: dict[str, Any], runtime: Runtime, deadline: float) -> dict[str, Any]:
+    received = datetime.now(UTC)
     outcomes: list[Outcome] = []
     for message in messages(kind, event):
-        outcomes.extend(_finish(message, runtime, deadline))
+        outcomes.extend(_finish(message, runtime, deadline, issue_time(message.issued, received)))
     return direct.summary(outcomes)
 
 
-def _finish(message: Message, runtime: Runtime, deadline: float) -> list[Outcome]:
+def issue_time(given: str | None, received: datetime) -> datetime:
+    """The event's time (ISO 8601 with an offset, or epoch milliseconds), capped at ``received``;
+    ``received`` itself when the event gives none or one that does not parse."""
+    when = received
+    if given and given.isdigit():
+        when = datetime.fromtimestamp(int(given) / 1000, UTC)
+    elif given:
+        try:
+            when = parse_issued_at(given)
+        except ValueError:  # pydantic's custom error is a ValueError
+            when = received
+    return min(when, received)
+
+
+def _finish(message: Message, runtime: Runtime, deadline: float, issued: datetime) -> list[Outcome]:
     source = Source(SOURCE_KIND, message.id)
     if message.body is None:
-        outcome = _no_body(message)
+        outcome = _no_body(message, issued)
         direct.finish([outcome], source, runtime)
         return [outcome]
     raw = message.body if isinstance(message.body, str) else None
-    return direct.apply(message.body, source, runtime, deadline, raw=raw)
+    return direct.apply(message.body, source, runtime, deadline, raw=raw, issued=issued)
 
 
-def _no_body(message: Message) -> Outcome:
+def _no_body(message: Message, issued: datetime) -> Outcome:
     problem = {"field": f"{message.where}.msgBody", "message": f"{message.where}.msgBody: missing (a string)"}
     raw = json.dumps(message.record, ensure_ascii=False, default=str)
     return Outcome(Status.FAILED, raw, None, codes.INVALID_PARAMETERS, problem["message"], ErrorClass.INVALID,
-                   Origin.LOCAL, errors=(problem,))
+                   Origin.LOCAL, errors=(problem,), issued_at=issued)
 
 
 def messages(kind: str, event: dict[str, Any]) -> list[Message]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,25 @@ def test_queue_and_timer_samples_finish_every_message(name: str, env: dict[str, 
     assert [line["error_code"] for line in lines] == codes
     assert all(line["source"]["kind"] == "scf" and "metrics" in line for line in lines)
     assert "_aws" not in run.stderr
+
+
+@pytest.mark.parametrize(("name", "issued"), [
+    ("cmq-topic-failing", "2026-11-30T08:00:00.250Z"),  # publishTime
+    ("tdmq-failing", "2025-11-30T08:00:00.000Z"),  # time, epoch milliseconds
+    ("timer-failing", "2026-11-30T09:00:00.000Z"),  # the trigger's Time
+])
+def test_the_issue_time_comes_from_the_event(name: str, issued: str, env: dict[str, str], dead: Path) -> None:
+    assert summary_codes(invoke(sample(name), env)) != [0]
+    (letter,) = dead_letters(dead)
+    assert letter["issued_at"] == issued
+
+
+def test_ckafka_messages_are_issued_when_received(env: dict[str, str], dead: Path) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    invoke(sample("ckafka-failing"), env)
+    issued = {d["issued_at"] for d in dead_letters(dead)}
+    assert len(issued) == 1  # one receipt time for the batch
+    assert before <= datetime.fromisoformat(issued.pop().replace("Z", "+00:00")) <= datetime.now(UTC)
 
 
 def test_timer_moves_the_task_it_names(env: dict[str, str], tasks: Emulator) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any, cast
 
 import pytest
 
 from handler import scf
+from handler.compat import UTC
+from handler.model import format_issued_at
 from handler.runtime import Runtime
 from handler.sources import scf_apigw, scf_queue
 from tests.support.scf import sample
@@ -35,10 +38,10 @@ def test_message_ids_name_the_trigger_and_the_message() -> None:
     assert [m.id for m in scf_queue.messages("ckafka", sample("ckafka"))] == [
         "ckafka:timpush-modifications/0/36", "ckafka:timpush-modifications/0/37"]
     (cmq,) = scf_queue.messages("cmq", sample("cmq-topic"))
-    assert cmq.id == "cmq:timpush-modifications/123345346" and cmq.issued == "2031-06-01T08:00:00.000Z"
+    assert cmq.id == "cmq:timpush-modifications/123345346" and cmq.issued == "2026-11-30T08:00:00.250Z"
     (tdmq,) = scf_queue.messages("tdmq", sample("tdmq"))
     assert tdmq.id == "tdmq:persistent://1250000000/timpush/modifications/123345348"
-    assert tdmq.issued == "1811836800000" and tdmq.body == sample("tdmq")["data"]["msgBody"]
+    assert tdmq.issued == "1764489600000" and tdmq.body == sample("tdmq")["data"]["msgBody"]
 
 
 @pytest.mark.parametrize(("event", "named"), [
@@ -74,3 +77,19 @@ def test_integration_response_has_single_value_headers() -> None:
     assert scf_apigw.integration_response(answer) == {
         "isBase64Encoded": False, "statusCode": 429,
         "headers": {"Content-Type": "application/json", "Retry-After": "1"}, "body": answer["body"]}
+
+
+RECEIVED = datetime(2026, 12, 1, 12, 0, 0, 500_000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("given", "issued"), [
+    ("2026-11-30T08:00:00.250Z", "2026-11-30T08:00:00.250Z"),  # CMQ publishTime
+    ("2026-11-30T16:00:00+08:00", "2026-11-30T08:00:00.000Z"),
+    ("1764489600000", "2025-11-30T08:00:00.000Z"),  # TDMQ time, epoch milliseconds
+    (None, "2026-12-01T12:00:00.500Z"),  # CKafka: the receipt
+    ("yesterday", "2026-12-01T12:00:00.500Z"),
+    ("2026-11-30 08:00:00", "2026-12-01T12:00:00.500Z"),  # no offset: not an issue time
+    ("2031-01-01T00:00:00Z", "2026-12-01T12:00:00.500Z"),  # never after the receipt
+])
+def test_issue_time_is_the_events_else_the_receipt(given: str | None, issued: str) -> None:
+    assert format_issued_at(scf_queue.issue_time(given, RECEIVED)) == issued
