@@ -2,7 +2,8 @@
 
 Starts the emulator on a free loopback port, creates tasks through ``add_sched_task``, sends every
 sample in ``events/`` through the real ``lambda_handler`` (some with faults injected on the
-emulator first), then reads the tasks back and shows what was retried and what was dead-lettered.
+emulator first) and every one in ``events/scf/`` through SCF's ``main_handler``, then reads the tasks
+back and shows what was retried and what was dead-lettered.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any, cast
 
 from handler.im import client
 from handler.im.usersig import generate
-from timpush.context import LocalContext
+from timpush.context import LocalContext, scf_context
 from timpush.emulator import Emulator, EmulatorSettings, Fault
 from timpush.emulator.settings import SAMPLE_FIRST_TASK_ID
 
@@ -60,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
         create_tasks(emu, _say)
         _trace_one(emu)
         _late_one(emu)
-        samples = sorted(EVENTS.glob("*.json"), key=lambda p: (p.stem.removesuffix("-failing"), p.stem))
-        rows = [_run_event(emu, path) for path in samples]
+        rows = [_run_event(emu, path) for path in _samples(EVENTS)]
         _print_events(rows)
+        _print_events(_scf_leg(emu), "\nSamples from events/scf/ through handler.main_handler (Tencent SCF):")
         _print_tasks(emu, key)
         _print_retries(emu)
         _print_dead_letters(dead)
@@ -202,7 +203,8 @@ def _step(line: dict[str, Any]) -> str | None:
     return None
 
 
-def _run_event(emu: Emulator, path: Path) -> tuple[str, str]:
+def _run_event(emu: Emulator, path: Path, entry: Callable[[Any, Any], Any] | None = None,
+               context: Any = None) -> tuple[str, str]:
     from handler import lambda_handler
 
     emu.clear_faults()
@@ -211,10 +213,29 @@ def _run_event(emu: Emulator, path: Path) -> tuple[str, str]:
     logs = io.StringIO()
     with contextlib.redirect_stdout(logs):  # EMF metric lines
         try:
-            result = lambda_handler(event, LocalContext(timeout_seconds=30))
+            result = (entry or lambda_handler)(event, context or LocalContext(timeout_seconds=30))
         except Exception as exc:  # noqa: BLE001 - the demo reports a failing invocation and goes on
             return path.stem, f"invocation failed: {type(exc).__name__}: {exc}"
     return path.stem, _describe(result)
+
+
+def _scf_leg(emu: Emulator) -> list[tuple[str, str]]:
+    """The same function as SCF runs it: main_handler, an SCF context dict, counts in the log lines."""
+    from handler import main_handler
+
+    before = os.environ.get("TENCENTCLOUD_RUNENV")
+    os.environ["TENCENTCLOUD_RUNENV"] = "SCF"
+    try:
+        return [_run_event(emu, path, main_handler, scf_context(30)) for path in _samples(EVENTS / "scf")]
+    finally:
+        os.environ.pop("TENCENTCLOUD_RUNENV")
+        if before is not None:
+            os.environ["TENCENTCLOUD_RUNENV"] = before
+
+
+def _samples(folder: Path) -> list[Path]:
+    """The samples of a folder, each trigger's ahead of its failing variant."""
+    return sorted(folder.glob("*.json"), key=lambda p: (p.stem.removesuffix("-failing"), p.stem))
 
 
 def _describe(result: Any) -> str:
@@ -232,8 +253,9 @@ def _describe(result: Any) -> str:
     return json.dumps(result)[:100]
 
 
-def _print_events(rows: list[tuple[str, str]]) -> None:
-    _say("Samples from events/ through handler.lambda_handler:")
+def _print_events(rows: list[tuple[str, str]], title: str = "Samples from events/ through handler.lambda_handler:",
+                  ) -> None:
+    _say(title)
     width = max(len(name) for name, _ in rows)
     for name, text in rows:
         _say(f"  {name:<{width}}  {text}")

@@ -34,14 +34,15 @@ def test_demo_shows_the_whole_flow(tmp_path: Path) -> None:
     assert "succeeded after 2 attempt(s)" in out
     # A queue message older than an operator's change arrives late: superseded, nothing sent
     assert "delivered only now: 0 request(s) sent" in out and "the task keeps SchedAt 2031-09-09 09:00:00" in out
-    for sample in (ROOT / "events").glob("*.json"):
+    for sample in [*(ROOT / "events").glob("*.json"), *(ROOT / "events" / "scf").glob("*.json")]:
         assert f"  {sample.stem} " in out, sample.stem
-    # And failures of each kind landed in the dead-letter file with their codes
-    assert f"Dead letters (8) in {dead}" in out and " 90105 retryable" in out
+    assert "through handler.main_handler (Tencent SCF)" in out
+    # And failures of each kind landed in the dead-letter file with their codes (5 from the SCF samples)
+    assert f"Dead letters (13) in {dead}" in out and " 90105 retryable" in out
     # Then the retryable one was redriven once the server was healthy; the permanent ones stay
     letters = [json.loads(line) for line in dead.read_text().splitlines()]
     assert {d["error"]["code"] for d in letters} == {90104, 90106, 90110}
-    assert len(letters) == 7
+    assert len(letters) == 12 and sum(d["source"]["kind"] == "scf" for d in letters) == 5
     assert "Traceback" not in run.stderr
     assert "1 applied" in out  # the retryable one came back once the server was healthy
 
@@ -98,3 +99,17 @@ def test_emulator_with_sample_tasks_serves_what_the_samples_name(tmp_path: Path)
     # Then the tasks were there, the fourth already dispatched
     assert json.loads(direct.stdout)["succeeded"] == 2, direct.stderr
     assert json.loads(late.stdout)["statusCode"] == 409
+
+
+def test_invoke_platform_scf_runs_main_handler(tmp_path: Path) -> None:
+    env = {"IM_SECRET_KEY": KEY, "IM_SDKAPPID": str(APP), "IM_ENDPOINT": "http://127.0.0.1:9",
+           "DEAD_LETTER": f"file:{tmp_path / 'dl.jsonl'}"}
+    event = {"Type": "Timer", "TriggerName": "t", "Time": "2026-11-30T09:00:00Z",
+             "Message": '{"TaskID": 5, "Type": "All", "SchedAt": "2001-01-01 00:00:00"}'}
+    run = timpush("invoke", "--platform", "scf", "-", env=env, stdin=json.dumps(event))
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["results"][0]["ErrorCode"] == 90110
+    line = next(json.loads(text) for text in run.stderr.splitlines() if '"outcome"' in text)
+    assert line["source"]["kind"] == "scf" and line["metrics"] == {"ModificationsDeadLettered": 1.0,
+                                                                     "Failed_too_late": 1.0}
+    assert '"_aws"' not in run.stdout + run.stderr  # no EMF document on SCF
