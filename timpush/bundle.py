@@ -50,6 +50,7 @@ class Platform:
     code_root: str  # where the platform unpacks the artifact; recorded in the .pyc so tracebacks show real paths
     unzipped_limit: int  # bytes of unzipped code a function may have
     out: Path
+    entry_files: tuple[tuple[str, str], ...] = ()  # (name, text) written at the artifact's top level
 
     @property
     def version(self) -> str:
@@ -60,12 +61,17 @@ class Platform:
         return f"cpython-{self.python[0]}{self.python[1]}"
 
 
+SCF_ENTRY = "\n".join(['"""SCF entry file: index.main_handler."""', "", "from handler.scf import main_handler", "",
+                       '__all__ = ["main_handler"]', ""])
 PLATFORMS = {
     # Lambda: 250 MB unzipped (the zip itself may be larger through S3).
     "lambda": Platform((3, 12), ("arm64", "x86_64"), "/var/task", 250 * 1024 * 1024,
                        Path("build/timpush-modifier.zip")),
     # SCF: 500 MB of code per function version before compression, layers included (SCF quota limits).
-    "scf": Platform((3, 10), ("x86_64",), "/var/user", 500 * 1024 * 1024, Path("build/timpush-modifier-scf.zip")),
+    # SCF names its entry "FILE.FUNCTION" (index.main_handler by default): index.py holds handler.main_handler,
+    # so the entry is a file whichever way the runtime loads it.
+    "scf": Platform((3, 10), ("x86_64",), "/var/user", 500 * 1024 * 1024, Path("build/timpush-modifier-scf.zip"),
+                    (("index.py", SCF_ENTRY),)),
 }
 DEFAULT_OUT = PLATFORMS["lambda"].out
 LAMBDA_TASK_ROOT = PLATFORMS["lambda"].code_root
@@ -90,6 +96,8 @@ def build(out: Path, arch: str | None = None, with_pyc: bool = True, *, root: Pa
         stage = Path(tmp) / "task"
         install_dependencies(stage, arch, runtime_requirements(root), target.version)
         copy_package(root / "handler", stage / "handler")
+        for name, text in target.entry_files:
+            (stage / name).write_text(text, encoding="utf-8")
         prune(stage, arch, target.tag)
         python = find_python(target.python) if with_pyc else None
         if with_pyc and python is None:

@@ -7,6 +7,9 @@ samples in events/scf/ name (the demo's five, the fourth already dispatched).
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +19,7 @@ import pytest
 
 from tests.support.im import ADMIN, APP, KEY, dead_letters, get_task
 from tests.support.scf import SCF_EVENTS, Invocation, invoke, require_python310, run_python310, sample
+from timpush import bundle
 from timpush.demo import create_tasks
 from timpush.emulator import Emulator, EmulatorSettings, Fault
 from timpush.emulator.settings import SAMPLE_FIRST_TASK_ID
@@ -229,3 +233,26 @@ def test_every_sample_has_a_failing_variant() -> None:
 
 def _sched_at(emu: Emulator, task_id: int) -> str:
     return str(get_task(emu, task_id)["SchedAt"])
+
+
+def test_the_scf_bundle_runs_index_main_handler_on_a_bare_310(env: dict[str, str], tmp_path: Path,
+                                                             tasks: Emulator) -> None:
+    # Given the real SCF artifact (wheels from PyPI), unpacked as SCF would, and a bare Python 3.10:
+    # no site-packages (-S), so only the bundle and the standard library can be imported
+    python = bundle.find_python((3, 10))
+    assert python, "no Python 3.10 (require_python310 found one for the venv)"
+    artifact = bundle.build(tmp_path / "scf.zip", platform="scf")
+    with zipfile.ZipFile(artifact) as archive:
+        archive.extractall(tmp_path / "user")
+    call = ("import json, sys, index; "
+            "print(json.dumps(index.main_handler(json.load(sys.stdin), {'time_limit_in_ms': 30000})))")
+    # When SCF's entry, index.main_handler, gets the timer sample
+    done = subprocess.run([python, "-S", "-c", call], input=json.dumps(sample("timer")), capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120, check=False,
+                          env={**env, "PYTHONPATH": str(tmp_path / "user"), "TENCENTCLOUD_RUNENV": "SCF",
+                               "NO_PROXY": "127.0.0.1,localhost", "PATH": os.environ.get("PATH", "")})
+    # Then it applies the modification, without boto3 or anything else outside the bundle
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.splitlines()[-1])["succeeded"] == 1
+    assert _sched_at(tasks, SPRING) == json.loads(sample("timer")["Message"])["SchedAt"]
+    assert not (tmp_path / "user" / "boto3").exists()
