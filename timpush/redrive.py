@@ -20,9 +20,10 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from handler.compat import UTC
 from handler.config import CLASS_NAMES
 from handler.deadletter import DeadLetterError, FileSink, Source, issued_at_of, parse_record, record, redrives_of
 from handler.state import Issue

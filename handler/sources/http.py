@@ -7,7 +7,7 @@ dead-lettered: the caller owns its retry. Auth and configuration details stay in
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools.event_handler import (
@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler import (
 )
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 
+from handler.compat import UTC
 from handler.im import codes
 from handler.im.codes import ErrorClass, Origin
 from handler.model import TASK_ID_MAX, Item
