@@ -127,9 +127,25 @@ def _redrive(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=redrive.run)
 
 
+def _send(parser: argparse.ArgumentParser) -> None:
+    """load modifications from CSV or JSON Lines onto the work queue (sqs:URL) or apply them now (direct)"""
+    from timpush import send
+
+    send.add_arguments(parser)
+    parser.set_defaults(func=send.run)
+
+
+def _tasks(parser: argparse.ArgumentParser) -> None:
+    """read scheduled push tasks back: get TASKID... or list [--limit N]"""
+    from timpush import tasks
+
+    tasks.add_arguments(parser)
+    parser.set_defaults(func=tasks.run)
+
+
 # Commands whose arguments live with their module: each loader adds them and names the function to run.
 _PLUGINS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
-    "emulator": _emulator, "bundle": _bundle, "redrive": _redrive,
+    "emulator": _emulator, "bundle": _bundle, "redrive": _redrive, "send": _send, "tasks": _tasks,
 }
 
 

@@ -343,6 +343,7 @@ class Progress:
     PLAIN_EVERY = 100
 
     def __init__(self, total: int | None, label: str) -> None:
+        self._label = label
         self._done = 0
         self._bar: Any = None
         self._task: Any = None
@@ -361,38 +362,47 @@ class Progress:
         if self._bar is not None:
             self._bar.advance(self._task, count)
         elif self._plain and self._done // self.PLAIN_EVERY != (self._done - count) // self.PLAIN_EVERY:
-            print(f"timpush redrive: {self._done} looked at", file=sys.stderr)
+            print(f"timpush {self._label}: {self._done} looked at", file=sys.stderr)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
 
 
-def _rows(tally: Tally) -> list[tuple[str, str, int, int]]:
+def rows_of(tally: Tally) -> list[tuple[str, str, int, int]]:
     codes = sorted({*tally.moved, *tally.kept}, key=lambda c: (isinstance(c, str), c if isinstance(c, int) else 0))
     return [(str(c), tally.classes.get(c, ""), tally.moved[c], tally.kept[c]) for c in codes]
 
 
 def print_summary(tally: Tally, moved_label: str, failed_again: int | None) -> None:
-    rows = _rows(tally)
     total = ("total", "", sum(tally.moved.values()), sum(tally.kept.values()))
+    print_table("timpush redrive", ("code", "class", moved_label, "kept"), [*rows_of(tally), total])
+    if failed_again:
+        print(f"{failed_again} failed again and were dead-lettered through the configured routes")
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """A rich table when rich is installed, aligned plain text otherwise; a last row named total is bold.
+
+    Text columns (class, title, type, state) are left-aligned, the others (codes, counts, times) right-aligned.
+    """
+    left = {"class", "title", "type", "state"}
     try:
         from rich.console import Console
         from rich.table import Table
     except ImportError:
-        print(f"{'code':>11}  {'class':<10} {moved_label:>10} {'kept':>8}")
-        for code, cls, moved, kept in [*rows, total]:
-            print(f"{code:>11}  {cls:<10} {moved:>10} {kept:>8}")
-    else:
-        table = Table(title="timpush redrive")
-        for name in ("code", "class", moved_label, "kept"):
-            table.add_column(name, justify="left" if name == "class" else "right")
-        for code, cls, moved, kept in rows:
-            table.add_row(code, cls, str(moved), str(kept))
-        table.add_row(*total[:2], str(total[2]), str(total[3]), style="bold")
-        Console(soft_wrap=True).print(table)
-    if failed_again:
-        print(f"{failed_again} failed again and were dead-lettered through the configured routes")
+        widths = [max(len(str(x)) for x in (name, *(row[i] for row in rows))) for i, name in enumerate(columns)]
+        for row in (columns, *rows):
+            print("  ".join(str(x).ljust(w) if name in left else str(x).rjust(w)
+                            for x, w, name in zip(row, widths, columns, strict=True)).rstrip())
+        return
+    table = Table(title=title)
+    for name in columns:
+        # codes, counts and times stay on one line; titles wrap when the terminal is narrow
+        table.add_column(name, justify="left" if name in left else "right", no_wrap=name not in left)
+    for i, row in enumerate(rows):
+        table.add_row(*(str(x) for x in row), style="bold" if i == len(rows) - 1 and row[0] == "total" else None)
+    Console(soft_wrap=True).print(table)
 
 
 def _list(tally: Tally) -> None:
@@ -477,7 +487,7 @@ def _source(spec: str) -> SourceLike:
 
 def _target(spec: str, source_spec: str) -> TargetLike:
     if spec == "direct":
-        return DirectTarget(_runtime(), source_spec)
+        return DirectTarget(handler_runtime("--to direct"), source_spec)
     if spec.startswith("sqs:") and len(spec) > 4:
         if spec == source_spec:
             raise Usage("--to is the queue being read (--from); that would loop")
@@ -485,11 +495,12 @@ def _target(spec: str, source_spec: str) -> TargetLike:
     raise Usage(f"--to must be sqs:QUEUE_URL or direct, got {spec!r}")
 
 
-def _runtime() -> Runtime:
+def handler_runtime(what: str) -> Runtime:
+    """The handler's runtime from the environment, or Usage naming what needed it and the variable."""
     from handler.config import ConfigError
     from handler.runtime import runtime
 
     try:
         return runtime()
     except ConfigError as exc:
-        raise Usage(f"--to direct needs the handler's environment: {exc}") from exc
+        raise Usage(f"{what} needs the handler's environment: {exc}") from exc

@@ -138,3 +138,20 @@ def _funnel(response: requests.Response, latency: float) -> ImResult:
     info = str(body.get("ErrorInfo", ""))
     # ErrorInfo may say "sucess" or anything else on success: only ErrorCode decides (API.md §2.3).
     return ImResult(code, info, Origin.REMOTE, status, body, latency)
+
+
+# --- reading tasks back (timpush tasks; the modifier never reads) --------------------------------------
+
+LIST_ORDER = "createat"  # API.md §1.7 spells it two ways; the lowercase form, which the server accepts
+
+
+def get_sched_task(base: str, creds: Credentials, task_id: int, read_timeout: float = READ_TIMEOUT) -> ImResult:
+    """One task's details (API.md §1.6): ``body["TaskInfo"]`` on success."""
+    return call(base, "get_sched_task", {"Sdkappid": creds.sdkappid, "TaskID": task_id}, creds, read_timeout)
+
+
+def list_sched_task(base: str, creds: Credentials, offset: int, want: int, *, asc: bool = False,
+                    read_timeout: float = READ_TIMEOUT) -> ImResult:
+    """One page of tasks by creation time (API.md §1.7): ``body["Total"]`` and ``body["Tasks"]``."""
+    body = {"Sdkappid": creds.sdkappid, "Offset": offset, "Want": want, "OrderBy": LIST_ORDER, "Asc": asc}
+    return call(base, "list_sched_task", body, creds, read_timeout)

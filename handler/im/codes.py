@@ -71,3 +71,35 @@ def classify(code: int, http_status: int | None = None) -> ErrorClass:
     if code in _PUSH_CONTENT:
         return ErrorClass.INVALID
     return ErrorClass.UNKNOWN
+
+
+# What a code means, for people reading an error (API.md §1.4-1.5, §1.10, §2.4); classify() decides what happens.
+_MEANINGS: dict[int, str] = {
+    CONNECTION_FAILED: "connection failed or dropped",
+    TIMED_OUT: "timed out",
+    HTTP_STATUS: "HTTP status other than 200",
+    NOT_ENVELOPE: "the response is not the IM JSON envelope",
+    SECRET_UNAVAILABLE: "the secret could not be fetched",
+    60002: "HTTP parse error: check the URL", 60003: "request JSON parse error",
+    60004: "identifier or signature error", 60005: "identifier or signature error", 60006: "SDKAppID invalid",
+    60007: "REST API call frequency exceeds the limit", 60008: "service request timed out",
+    60009: "requested resource error: check the URL", 60010: "needs an App admin identifier",
+    60011: "SDKAppID request frequency over the limit", 60012: "sdkappid missing from the URL",
+    60016: "SDKAppID disabled", 60017: "request disabled", 60018: "requests too frequent",
+    60019: "requests too frequent", 60020: "package expired or not purchased", 60021: "caller IP not allowed",
+    SIG_EXPIRED: "UserSig expired", 70002: "UserSig empty", 70003: "UserSig check failed",
+    70005: "UserSig check failed", 70009: "signature check failed: the key does not belong to this SDKAppID",
+    70013: "identifier differs from the UserSig's", 70014: "SDKAppID differs from the UserSig's",
+    70016: "key not found: check that the SDKAppID matches the region",
+    70020: "SDKAppID not found: check the SDKAppID and the region", SIG_INVALIDATED: "UserSig invalidated",
+    70403: "needs an App admin", 70169: "internal timeout", 70500: "internal error",
+    90009: "needs App admin permission", 90045: "push feature not enabled",
+    INVALID_PARAMETERS: "invalid request parameters (e.g. an unknown TaskID or a wrong Type)",
+    90105: "internal error", 90106: "task already dispatched", 90107: "task dispatching",
+    SCHED_TIME_PASSED: "invalid scheduled time (e.g. already passed)", 91000: "internal service error",
+}
+
+
+def meaning(code: int) -> str:
+    """What ``code`` means, or its class when the table does not know it."""
+    return _MEANINGS.get(code) or f"{classify(code)} error"

@@ -1,0 +1,190 @@
+"""``timpush tasks``: read scheduled push tasks back through ``get_sched_task`` / ``list_sched_task``.
+
+With the handler's own identity (configuration and secret source), domain, pacing and error classes:
+retryable answers are retried with the modifier's back-off, an auth answer gets one fresh UserSig and
+a re-fetched secret, and every failure is shown with the API's code and what it means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from handler.config import ConfigError, Settings
+from handler.im import client, codes
+from handler.im.codes import ErrorClass, classify, meaning
+from handler.im.ratelimit import NoSlot, RateLimiter
+from handler.im.regions import base_url
+from handler.im.usersig import Identity, UserSigCache
+from handler.secrets import IdentityProvider, SecretUnavailable, provider_for
+from handler.service import BACKOFF_BASE, BACKOFF_CAP, RATE_LIMIT_PAUSE
+from timpush.redrive import print_table
+
+PAGE = 50  # Want per list_sched_task call
+DEFAULT_LIMIT = 20
+CALL_BUDGET = 30.0  # seconds one call may take, retries and pacing included
+API_TIME = "%Y-%m-%d %H:%M:%S"
+COLUMNS = ("task", "type", "state", "SchedAt (UTC)", "SchedAt (local)", "title")
+
+Send = Callable[[client.Credentials, float], client.ImResult]
+
+
+class TaskError(Exception):
+    """A call that failed for good: the API's code (or the project's negative one) and its info."""
+
+    def __init__(self, code: int, info: str) -> None:
+        super().__init__(f"error {code} ({meaning(code)}): {info}" if info else f"error {code} ({meaning(code)})")
+        self.code = code
+        self.info = info
+
+
+class Reader:
+    """Paced, signed, retried reads for one app; one per command run."""
+
+    def __init__(self, settings: Settings, identities: IdentityProvider | None = None) -> None:
+        self._identities = identities or provider_for(settings)
+        self._limiter = RateLimiter(settings.rate_limit)
+        self._sigs = UserSigCache()
+        self._base = base_url(settings.region, settings.endpoint)
+        self._max_attempts = settings.max_attempts
+
+    def get(self, task_id: int) -> dict[str, Any]:
+        body = self._call(lambda creds, wait: client.get_sched_task(self._base, creds, task_id, wait))
+        info = body.get("TaskInfo")
+        if not isinstance(info, dict):
+            raise TaskError(codes.NOT_ENVELOPE, "the answer has no TaskInfo")
+        return info
+
+    def page(self, offset: int, want: int) -> tuple[int, list[dict[str, Any]]]:
+        body = self._call(lambda creds, wait: client.list_sched_task(self._base, creds, offset, want,
+                                                                     read_timeout=wait))
+        tasks, total = body.get("Tasks"), body.get("Total")
+        if not isinstance(tasks, list) or not isinstance(total, int):
+            raise TaskError(codes.NOT_ENVELOPE, "the answer has no Total and Tasks")
+        return total, [task for task in tasks if isinstance(task, dict)]
+
+    def _call(self, send: Send) -> dict[str, Any]:
+        deadline = time.monotonic() + CALL_BUDGET
+        identity, refreshed = self._identity(), False
+        for attempt in itertools.count(1):
+            result = self._once(send, identity, deadline)
+            if result.ok:
+                return result.body or {}
+            error_class = classify(result.code, result.http_status)
+            if error_class is ErrorClass.AUTH and not refreshed:  # rotated key or lapsed UserSig: once more
+                self._sigs.invalidate()
+                identity, refreshed = self._identity(force=True), True
+                continue
+            if error_class is not ErrorClass.RETRYABLE or attempt >= self._max_attempts:
+                raise TaskError(result.code, result.info)
+            if result.code in codes.RATE_LIMIT_CODES:
+                self._limiter.back_off(RATE_LIMIT_PAUSE)
+            time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))))  # noqa: S311
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _once(self, send: Send, identity: Identity, deadline: float) -> client.ImResult:
+        try:
+            self._limiter.acquire(deadline)
+        except NoSlot as exc:
+            raise TaskError(codes.TIMED_OUT, f"not sent: {exc}") from exc
+        creds = client.Credentials(identity.sdkappid, identity.admin, self._sigs.get(identity))
+        return send(creds, deadline - time.monotonic())
+
+    def _identity(self, force: bool = False) -> Identity:
+        try:
+            return self._identities.get(force=force)
+        except SecretUnavailable as exc:
+            raise TaskError(exc.code, str(exc)) from exc
+
+
+# --- the command -----------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="tasks_command", required=True, metavar="{get,list}")
+    get = sub.add_parser("get", help="show tasks by TaskID (get_sched_task)")
+    get.add_argument("task_ids", nargs="+", type=_task_id, metavar="TASKID")
+    listing = sub.add_parser("list", help="show the newest tasks (list_sched_task, paged)")
+    listing.add_argument("--limit", type=_task_id, default=DEFAULT_LIMIT, metavar="N",
+                         help=f"show at most N tasks (default {DEFAULT_LIMIT})")
+    for each in (get, listing):
+        each.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+
+
+def _task_id(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit status: 0 done, 1 a call failed (named with its code), 2 bad arguments or configuration."""
+    from handler.config import settings
+
+    try:
+        reader = Reader(settings())
+    except ConfigError as exc:
+        print(f"timpush tasks: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return _get(reader, args.task_ids, args.json) if args.tasks_command == "get" else _list(reader, args.limit,
+                                                                                             args.json)
+
+
+def _get(reader: Reader, task_ids: Sequence[int], as_json: bool) -> int:
+    found: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for task_id in task_ids:
+        try:
+            found.append(reader.get(task_id))
+        except TaskError as exc:
+            print(f"timpush tasks: {task_id}: {exc}", file=sys.stderr)
+            errors.append({"TaskID": task_id, "ErrorCode": exc.code, "ErrorInfo": exc.info,
+                           "meaning": meaning(exc.code)})
+    if as_json:
+        print(json.dumps({"tasks": found, "errors": errors}, ensure_ascii=False))
+    elif found:
+        print_table("timpush tasks", COLUMNS, [_row(task) for task in found])
+    return 1 if errors else 0
+
+
+def _list(reader: Reader, limit: int, as_json: bool) -> int:
+    found: list[dict[str, Any]] = []
+    total = 0
+    try:
+        while len(found) < limit:
+            total, page = reader.page(len(found), min(PAGE, limit - len(found)))
+            found += page
+            if not page or len(found) >= total:
+                break
+    except TaskError as exc:
+        print(f"timpush tasks: list: {exc}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps({"Total": total, "tasks": found}, ensure_ascii=False))
+        return 0
+    if found:
+        print_table("timpush tasks", COLUMNS, [_row(task) for task in found])
+    print(f"{len(found)} of {total} task(s), newest first")
+    return 0
+
+
+def _row(task: dict[str, Any]) -> tuple[str, ...]:
+    sched_at = str(task.get("SchedAt", ""))
+    return (str(task.get("TaskID", "")), str(task.get("Type", "")), str(task.get("Status", "")), sched_at,
+            _local(sched_at), str(task.get("Title", "")))
+
+
+def _local(api_time: str) -> str:
+    """The API's UTC time in this machine's zone, with its offset (the table's second SchedAt)."""
+    try:
+        when = datetime.strptime(api_time, API_TIME).replace(tzinfo=UTC)
+    except ValueError:
+        return ""
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
