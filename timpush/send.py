@@ -64,7 +64,8 @@ class QueueTarget:
                 break
             time.sleep(pause)
             pause *= 2
-        tally.moved[VALID] += len(rows) - len(pending)
+        if len(rows) > len(pending):
+            tally.moved[VALID] += len(rows) - len(pending)
         if pending:
             tally.kept[VALID] += len(pending)
         self.failures += [(row, f"{why} ({SEND_ATTEMPTS} attempts)") for row, _ in pending]
