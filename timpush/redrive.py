@@ -38,6 +38,7 @@ VISIBILITY = 300  # seconds a received message stays hidden while this run decid
 DIRECT_BUDGET = 30.0  # seconds one record may take through the modifier (retries included)
 PROGRESS_MIN = 50  # show a progress bar from this many records (or for a queue of unknown size)
 LIST_MAX = 50  # records listed one by one in a dry run
+PIPE_WIDTH = 160  # columns of a table printed to a pipe or file
 UNREADABLE = "unreadable"  # the "code" of a line or message that is not a dead-letter record
 
 
@@ -398,11 +399,12 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obje
         return
     table = Table(title=title)
     for name in columns:
-        # codes, counts and times stay on one line; titles wrap when the terminal is narrow
-        table.add_column(name, justify="left" if name in left else "right", no_wrap=name not in left)
+        # codes, counts, states and times stay on one line; titles wrap when the terminal is narrow
+        table.add_column(name, justify="left" if name in left else "right", no_wrap=name != "title")
     for i, row in enumerate(rows):
         table.add_row(*(str(x) for x in row), style="bold" if i == len(rows) - 1 and row[0] == "total" else None)
-    Console(soft_wrap=True).print(table)
+    # a pipe has no width: wide enough for a task table, so a script never sees a cut column
+    Console(soft_wrap=True, width=None if sys.stdout.isatty() else PIPE_WIDTH).print(table)
 
 
 def _list(tally: Tally) -> None:
