@@ -24,7 +24,7 @@ from handler.model import LocalRefusal, validate
 COLUMNS = ("TaskID", "Type", "SchedAt", "Sdkappid", "Title", "Desc", "Content", "IssuedAt")
 REQUIRED = ("TaskID", "Type", "SchedAt")  # DESIGN's header; an empty SchedAt cell leaves the time alone
 PUSH_INFO_COLUMNS = ("Title", "Desc")
-ISSUED_AT = "IssuedAt"
+ISSUED_AT = "IssuedAt"  # orders the modification (DESIGN "Order"); the handler's model checks it
 
 
 class InputError(Exception):
@@ -38,7 +38,7 @@ class Row:
     line: int
     modification: dict[str, Any]
     task_id: int | None = None  # the validated TaskID
-    issued_at: str | None = None  # ISO 8601 UTC with milliseconds, when the row gives it
+    issued_at: str | None = None  # the row's IssuedAt, normalised: ISO 8601 UTC with milliseconds
     problem: str | None = None
     code: int = 0  # the refusal's code (90104, 90110) when invalid
 
@@ -59,36 +59,12 @@ def read(spec: str, *, sdkappid: int | None, now: datetime) -> list[Row]:
 
 
 def check(line: int, obj: dict[str, Any], *, sdkappid: int | None, now: datetime) -> Row:
-    """The row of ``obj`` as the handler would judge it (plus ``IssuedAt``, not yet in the model)."""
-    body = {k: v for k, v in obj.items() if k != ISSUED_AT}
-    problems: list[str] = []
-    issued_at = None
-    if ISSUED_AT in obj:
-        try:
-            issued_at = parse_issued_at(obj[ISSUED_AT])
-        except ValueError as exc:
-            problems.append(f"{ISSUED_AT}: {exc}")
+    """The row of ``obj`` as the handler will judge it: its own model, with the same app and clock."""
     try:
-        task_id = validate(body, sdkappid=sdkappid, now=now).TaskID
+        valid = validate(obj, sdkappid=sdkappid, now=now)
     except LocalRefusal as refusal:
-        problems.insert(0, refusal.reason)
-        return Row(line, body, problem="; ".join(problems), code=refusal.code)
-    if problems:
-        return Row(line, body, task_id, problem="; ".join(problems), code=INVALID_PARAMETERS)
-    return Row(line, body, task_id, issued_at)
-
-
-def parse_issued_at(value: object) -> str:
-    """ISO 8601 with an offset (DESIGN: IssuedAt) to ISO 8601 UTC with milliseconds, as the SQS attribute."""
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string such as '2030-06-01T08:00:00+08:00', got {type(value).__name__}")
-    try:
-        when = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(f"expected ISO 8601 such as '2030-06-01T08:00:00+08:00', got {value[:60]!r}") from None
-    if when.tzinfo is None:
-        raise ValueError(f"needs a UTC offset ('Z' or '+08:00'), got {value[:60]!r}")
-    return stamp(when)
+        return Row(line, obj, problem=refusal.reason, code=refusal.code)
+    return Row(line, obj, valid.TaskID, valid.IssuedAt)
 
 
 def stamp(when: datetime) -> str:
@@ -97,6 +73,7 @@ def stamp(when: datetime) -> str:
 
 
 def _bad(line: int, problem: str | None) -> Row:
+    """A row that never became a modification object (not JSON, too many cells, Content not JSON)."""
     return Row(line, {}, problem=problem or "unreadable", code=INVALID_PARAMETERS)
 
 

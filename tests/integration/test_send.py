@@ -23,11 +23,12 @@ pytestmark = pytest.mark.integration
 
 FUTURE = "2031-06-15 14:00:00"
 PAST = "2020-01-01 00:00:00"
+ISSUED = "2025-06-01T08:00:00+08:00"
 
 # A campaign export: line 1 is the header; lines 3 and 5 are invalid (time passed; misspelt Type).
 CAMPAIGN = (
     "TaskID,Type,SchedAt,Title,Desc,Content,IssuedAt\n"
-    f"101,All,{FUTURE},Spring sale,\"Everything, 20% off\",,2030-06-01T08:00:00+08:00\n"
+    f"101,All,{FUTURE},Spring sale,\"Everything, 20% off\",,2025-06-01T08:00:00+08:00\n"
     f"102,All,{PAST},,,,\n"
     "103,User,,Your order,,\"{\"\"To_Account\"\": [\"\"alice\"\"]}\",\n"
     f"104,Al,{FUTURE},,,,\n"
@@ -79,13 +80,13 @@ def test_skip_invalid_sends_the_rest_and_lists_what_it_skipped(
     assert "3 sent, 0 not sent, 2 skipped as invalid" in out
     sent = _bodies(aws, work)
     assert sorted(sent) == [101, 103, 105]
-    # Title/Desc columns fill Content.OfflinePushInfo; Content is JSON; IssuedAt is not in the body
-    assert sent[101]["Body"] == {"TaskID": 101, "Type": "All", "SchedAt": FUTURE, "Content": {
+    # Title/Desc columns fill Content.OfflinePushInfo; Content is JSON; IssuedAt goes as given
+    assert sent[101]["Body"] == {"TaskID": 101, "Type": "All", "SchedAt": FUTURE, "IssuedAt": ISSUED, "Content": {
         "OfflinePushInfo": {"Title": "Spring sale", "Desc": "Everything, 20% off"}}}
     assert sent[103]["Body"] == {"TaskID": 103, "Type": "User", "Content": {
         "To_Account": ["alice"], "OfflinePushInfo": {"Title": "Your order"}}}
     attributes = {task: m["MessageAttributes"]["IssuedAt"] for task, m in sent.items()}
-    assert attributes[101] == {"DataType": "String", "StringValue": "2030-06-01T00:00:00.000Z"}
+    assert attributes[101] == {"DataType": "String", "StringValue": "2025-06-01T00:00:00.000Z"}  # in UTC
     stamped = [datetime.fromisoformat(attributes[t]["StringValue"]) for t in (103, 105)]
     assert before <= stamped[0] < stamped[1] <= datetime.now(UTC) + timedelta(seconds=1)  # file order kept
 
@@ -138,7 +139,7 @@ def test_json_lines_from_stdin_to_a_fifo_queue(
     lines = [json.dumps({"TaskID": 7, "Type": "All", "SchedAt": FUTURE}),
              "",
              json.dumps({"TaskID": "8", "Type": "Tag", "Content": {"Condition": {"TagsOr": ["vip"]}},
-                         "IssuedAt": "2030-06-01T08:00:00Z"}, ensure_ascii=False),
+                         "IssuedAt": "2025-06-01T08:00:00.25Z"}, ensure_ascii=False),
              json.dumps({"TaskID": 7, "Type": "All", "SchedAt": "2031-07-01 09:00:00"})]
     data = ("\ufeff" + "\n".join(lines) + "\n").encode()
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
@@ -150,19 +151,22 @@ def test_json_lines_from_stdin_to_a_fifo_queue(
     for message in messages:  # the deduplication id is derived from the body
         body = json.dumps([message["Body"]], ensure_ascii=False)
         assert message["Attributes"]["MessageDeduplicationId"] == hashlib.sha256(body.encode()).hexdigest()
-    assert messages[1]["MessageAttributes"]["IssuedAt"]["StringValue"] == "2030-06-01T08:00:00.000Z"
+    assert messages[1]["MessageAttributes"]["IssuedAt"]["StringValue"] == "2025-06-01T08:00:00.250Z"
 
 
 def test_json_lines_name_each_bad_line(aws: MotoSqs, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     work = aws.create_queue("work")
     path = _write(tmp_path, '{"TaskID": 1, "Type": "All", "SchedAt": "2031-01-01 00:00:00"}\n[1, 2]\n{oops\n'
-                  '{"TaskID": 2, "Type": "All", "SchedAt": "2031-01-01 00:00:00", "IssuedAt": "yesterday"}\n',
+                  '{"TaskID": 2, "Type": "All", "SchedAt": "2031-01-01 00:00:00", "IssuedAt": "yesterday"}\n'
+                  '{"TaskID": 3, "Type": "All", "SchedAt": "2031-01-01 00:00:00",'
+                  ' "IssuedAt": "2031-01-01T00:00:00Z"}\n',
                   name="mods.jsonl")
     assert main(["send", "--from", str(path), "--to", f"sqs:{work}"]) == 2
     err = capsys.readouterr().err
     assert f"{path}:2: invalid: expected one modification" in err
     assert f"{path}:3: invalid: not JSON" in err
     assert f"{path}:4: invalid: IssuedAt: expected ISO 8601" in err
+    assert f"{path}:5: invalid: IssuedAt: 2031-01-01T00:00:00.000Z is more than 5 minutes in the future" in err
     assert aws.count(work) == 0
 
 
