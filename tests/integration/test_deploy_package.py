@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.framework import ensure_framework
 from timpush import bundle
 
 pytestmark = [
@@ -51,18 +52,10 @@ def sls_env() -> dict[str, str]:
     return env
 
 
-def pinned_framework() -> str:
-    return str(json.loads((ROOT / "package.json").read_text())["devDependencies"]["serverless"])
-
-
 @pytest.fixture(scope="module")
 def framework() -> Path:
     """node_modules/.bin/serverless at the pinned version, installed by `npm ci` when it is not."""
-    installed = ROOT / "node_modules" / "serverless" / "package.json"
-    if not installed.is_file() or json.loads(installed.read_text())["version"] != pinned_framework():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT, check=True,  # noqa: S607
-                       timeout=600)
-    return ROOT / "node_modules" / ".bin" / "serverless"
+    return ensure_framework()
 
 
 @pytest.fixture(scope="module")
