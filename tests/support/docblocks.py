@@ -59,11 +59,17 @@ def blocks(root: Path) -> list[Block]:
 
 
 def blocks_in(text: str, path: str) -> list[Block]:
+    """The marked blocks of one document; a marker shown inside a fenced block (an example) is not one."""
     lines = text.split("\n")
     out = []
+    inside: str | None = None  # the fence of the block being skipped
     for number, line in enumerate(lines, start=1):
-        marker = MARKER.match(line.strip())
-        if marker:
+        fence = FENCE.match(line.strip())
+        if inside is not None:
+            inside = None if line.strip() == inside else inside
+        elif fence:
+            inside = fence.group("fence")
+        elif marker := MARKER.match(line.strip()):
             out.append(_block(lines, number, marker, path))
         elif "doc-test" in line and line.lstrip().startswith("<!--"):
             raise MarkerError(f"{path}:{number}: malformed doc-test marker: {line.strip()}")
