@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -451,20 +451,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"timpush redrive: {exc}", file=sys.stderr)
         return 2
     filters = Filters(frozenset(args.codes), frozenset(args.classes), args.limit)
-    progress = Progress(source.total, "redrive")
-    status = 0
-    try:
-        redrive(source, target, filters, tally, progress)
-    except KeyboardInterrupt:
-        print("timpush redrive: interrupted; the source keeps everything not yet re-submitted", file=sys.stderr)
-        status = 130
-    except DeadLetterError as exc:
-        print(f"timpush redrive: stopped: {exc}; the source keeps everything not re-submitted", file=sys.stderr)
-        status = 1
-    finally:
-        progress.close()
+    status = with_progress("redrive", source.total, "the source keeps everything not yet re-submitted",
+                           lambda progress: redrive(source, target, filters, tally, progress))
     _report(args, tally, target, source)
     return 1 if status == 0 and target is not None and target.not_submitted else status
+
+
+def with_progress(command: str, total: int | None, kept: str, work: Callable[[Progress], None]) -> int:
+    """Run ``work`` under a progress bar: 0, or 130 on Ctrl-C and 1 when a dead letter cannot be written,
+    each said on stderr with ``kept``: where what was not done stays."""
+    progress = Progress(total, command)
+    try:
+        work(progress)
+    except KeyboardInterrupt:
+        print(f"timpush {command}: interrupted; {kept}", file=sys.stderr)
+        return 130
+    except DeadLetterError as exc:
+        print(f"timpush {command}: stopped: {exc}; {kept}", file=sys.stderr)
+        return 1
+    finally:
+        progress.close()
+    return 0
 
 
 def _report(args: argparse.Namespace, tally: Tally, target: TargetLike | None, source: SourceLike) -> None:

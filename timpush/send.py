@@ -18,10 +18,18 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from handler.deadletter import DeadLetterError
 from handler.im.codes import classify
 from timpush import sendrows
-from timpush.redrive import DIRECT_BUDGET, Progress, Tally, Usage, handler_runtime, print_table, rows_of
+from timpush.redrive import (
+    DIRECT_BUDGET,
+    Progress,
+    Tally,
+    Usage,
+    handler_runtime,
+    print_table,
+    rows_of,
+    with_progress,
+)
 from timpush.sendrows import InputError, Row
 
 if TYPE_CHECKING:
@@ -176,18 +184,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _send_and_report(args: argparse.Namespace, valid: list[Row], target: Target, tally: Tally) -> int:
-    progress = Progress(len(valid), "send")
-    status = 0
-    try:
-        send(valid, target, tally, progress)
-    except KeyboardInterrupt:
-        print("timpush send: interrupted; rows not counted as sent were not sent", file=sys.stderr)
-        status = 130
-    except DeadLetterError as exc:
-        print(f"timpush send: stopped: a dead letter could not be written: {exc}", file=sys.stderr)
-        status = 1
-    finally:
-        progress.close()
+    status = with_progress("send", len(valid), "rows not counted as sent were not sent",
+                           lambda progress: send(valid, target, tally, progress))
     for row, why in target.failures:
         print(f"{sendrows.display_name(args.source)}:{row.line}: TaskID {row.task_id}: {why}", file=sys.stderr)
     _summary(tally, target.label)
