@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
+from handler.deadletter import ISSUED_AT_ATTRIBUTE
 from handler.im.codes import classify
 from timpush import sendrows
 from timpush.redrive import (
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 SEND_ATTEMPTS = 3  # tries per batch entry, the first included
 RETRY_PAUSE = 0.5  # seconds before trying refused entries again (doubles each time)
 VALID = "valid"  # the summary's key for rows that passed validation (they have no code yet)
-ISSUED_AT_ATTRIBUTE = "IssuedAt"
 
 
 class Target(Protocol):
@@ -125,8 +125,8 @@ class DirectTarget:
             code = int(result["ErrorCode"])
             tally.moved[code] += 1
             tally.classes[code] = str(classify(code)) if code else ""
-            if code:
-                self.failures.append((row, f"{code} {result['ErrorInfo']} (dead-lettered)"))
+            if code:  # dead-lettered, or superseded by a newer change (DESIGN "Order")
+                self.failures.append((row, f"{code} {result['ErrorInfo']} ({result['outcome'].replace('_', ' ')})"))
 
 
 # --- the run ---------------------------------------------------------------------------------------------

@@ -230,14 +230,16 @@ def test_direct_applies_in_file_order_and_dead_letters_failures(
     soon = datetime.fromtimestamp(handler_env.now() + 60, UTC).strftime("%Y-%m-%d %H:%M:%S")
     first, dispatched = add_task(handler_env), add_task(handler_env, sched_at=soon)
     handler_env.advance(120)  # the second task is dispatched; the first still pending
-    path = _write(tmp_path, "TaskID,Type,SchedAt,Title\n"
-                            f"{first},All,2041-06-15 14:00:00,Moved\n"
-                            f"{dispatched},All,2041-06-15 14:00:00,\n"
-                            f"{first},All,2041-07-01 09:00:00,\n")
+    path = _write(tmp_path, "TaskID,Type,SchedAt,Title,IssuedAt\n"
+                            f"{first},All,2041-06-15 14:00:00,Moved,\n"
+                            f"{dispatched},All,2041-06-15 14:00:00,,\n"
+                            f"{first},All,2041-07-01 09:00:00,,\n"
+                            f"{first},All,2041-08-01 09:00:00,,2025-01-01T00:00:00Z\n")  # older than line 4
     assert main(["send", "--from", str(path), "--to", "direct"]) == 0
     out, err = capsys.readouterr()
-    assert "2 done" not in out and "3 done, 0 not sent" in out
-    assert f"{path}:3: TaskID {dispatched}: 90106" in err
+    assert "4 done, 0 not sent" in out
+    assert f"{path}:3: TaskID {dispatched}: 90106 modify failed: task dispatched (dead lettered)" in err
+    assert f"{path}:5: TaskID {first}: -7" in err and "(superseded)" in err
     assert [r["body"]["SchedAt"] for r in modify_requests(handler_env)] == [  # type: ignore[index]
         "2041-06-15 14:00:00", "2041-06-15 14:00:00", "2041-07-01 09:00:00"]
     assert get_task(handler_env, first)["SchedAt"] == "2041-07-01 09:00:00"
