@@ -20,13 +20,15 @@ from typing import Any
 from handler.config import ConfigError, Settings
 from handler.im import client, codes
 from handler.im.codes import ErrorClass, classify, meaning
-from handler.im.ratelimit import NoSlot, RateLimiter
+from handler.im.ratelimit import NoSlot, Pacer
 from handler.im.regions import base_url
 from handler.im.usersig import Identity, UserSigCache
 from handler.secrets import IdentityProvider, SecretUnavailable, provider_for
 from handler.service import BACKOFF_BASE, BACKOFF_CAP, RATE_LIMIT_PAUSE
+from handler.state import open_pacing
 from timpush.redrive import print_table
 
+GET, LIST = "get_sched_task", "list_sched_task"
 PAGE = 50  # Want per list_sched_task call
 DEFAULT_LIMIT = 20
 CALL_BUDGET = 30.0  # seconds one call may take, retries and pacing included
@@ -50,31 +52,35 @@ class Reader:
 
     def __init__(self, settings: Settings, identities: IdentityProvider | None = None) -> None:
         self._identities = identities or provider_for(settings)
-        self._limiter = RateLimiter(settings.rate_limit)
+        # the budget modifications have (the fleet's with IM_STATE_STORE), for each API as the server counts
+        self._pacing = {api: open_pacing(settings.state_store, settings.rate_limit, settings.rate_fallback, api)
+                        for api in (GET, LIST)}
+        self._by_app: dict[tuple[str, int], Pacer] = {}
         self._sigs = UserSigCache()
         self._base = base_url(settings.region, settings.endpoint)
         self._max_attempts = settings.max_attempts
 
     def get(self, task_id: int) -> dict[str, Any]:
-        body = self._call(lambda creds, wait: client.get_sched_task(self._base, creds, task_id, wait))
+        body = self._call(GET, lambda creds, wait: client.get_sched_task(self._base, creds, task_id, wait))
         info = body.get("TaskInfo")
         if not isinstance(info, dict):
             raise TaskError(codes.NOT_ENVELOPE, "the answer has no TaskInfo")
         return info
 
     def page(self, offset: int, want: int) -> tuple[int, list[dict[str, Any]]]:
-        body = self._call(lambda creds, wait: client.list_sched_task(self._base, creds, offset, want,
-                                                                     read_timeout=wait))
+        body = self._call(LIST, lambda creds, wait: client.list_sched_task(self._base, creds, offset, want,
+                                                                           read_timeout=wait))
         tasks, total = body.get("Tasks"), body.get("Total")
         if not isinstance(tasks, list) or not isinstance(total, int):
             raise TaskError(codes.NOT_ENVELOPE, "the answer has no Total and Tasks")
         return total, [task for task in tasks if isinstance(task, dict)]
 
-    def _call(self, send: Send) -> dict[str, Any]:
+    def _call(self, api: str, send: Send) -> dict[str, Any]:
         deadline = time.monotonic() + CALL_BUDGET
         identity, refreshed = self._identity(), False
         for attempt in itertools.count(1):
-            result = self._once(send, identity, deadline)
+            pacer = self._pacers(api, identity.sdkappid)
+            result = self._once(send, pacer, identity, deadline)
             if result.ok:
                 return result.body or {}
             error_class = classify(result.code, result.http_status)
@@ -85,15 +91,21 @@ class Reader:
             if error_class is not ErrorClass.RETRYABLE or attempt >= self._max_attempts:
                 raise TaskError(result.code, result.info)
             if result.code in codes.RATE_LIMIT_CODES:
-                self._limiter.back_off(RATE_LIMIT_PAUSE)
+                pacer.back_off(RATE_LIMIT_PAUSE)
             time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))))  # noqa: S311
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _once(self, send: Send, identity: Identity, deadline: float) -> client.ImResult:
+    def _pacers(self, api: str, app: int) -> Pacer:
+        key = (api, app)
+        if key not in self._by_app:
+            self._by_app[key] = self._pacing[api](app)
+        return self._by_app[key]
+
+    def _once(self, send: Send, pacer: Pacer, identity: Identity, deadline: float) -> client.ImResult:
         try:
-            self._limiter.acquire(deadline)
+            pacer.acquire(deadline)
         except NoSlot as exc:
-            raise TaskError(codes.TIMED_OUT, f"not sent: {exc}") from exc
+            raise TaskError(codes.RATE_LIMITED, f"not sent: {exc}") from exc
         creds = client.Credentials(identity.sdkappid, identity.admin, self._sigs.get(identity))
         return send(creds, deadline - time.monotonic())
 

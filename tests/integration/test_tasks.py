@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from handler import runtime
+from tests.fakes.moto_dynamodb import moto_dynamodb
 from tests.support.im import ADMIN, APP, KEY, add_task
 from timpush.cli import main
 from timpush.emulator import Emulator, EmulatorSettings
@@ -115,3 +116,20 @@ def test_list_retries_a_rate_limited_answer(handler_env: Emulator, capsys: pytes
     assert main(["tasks", "list", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["tasks"]) == 1
     assert [r["code"] for r in handler_env.requests() if r["api"] == "list_sched_task"] == [60007, 0]
+
+
+def test_reads_take_slots_of_the_fleet_budget_per_api(
+    handler_env: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    task = add_task(handler_env)
+    with moto_dynamodb() as dynamo:
+        for name, value in dynamo.env.items():
+            monkeypatch.setenv(name, value)
+        runtime.reset()
+        assert main(["tasks", "get", str(task)]) == 0
+        assert main(["tasks", "list"]) == 0
+        # each API's next free slot, as modifications keep theirs (handler/state/rate.py)
+        assert dynamo.item(f"rate#{APP}#get_sched_task") and dynamo.item(f"rate#{APP}#list_sched_task")
+        assert not dynamo.item(f"rate#{APP}#modify_sched_task")
+    runtime.reset()
+    assert str(task) in capsys.readouterr().out
