@@ -55,7 +55,7 @@ def moto_dynamodb() -> Iterator[MotoDynamo]:
     server.start()
     try:
         running = MotoDynamo(server)
-        running.create_table()
+        running.reset()  # moto's backends live in the process: another module's table may still be there
         yield running
     finally:
         server.stop()

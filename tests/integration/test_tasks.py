@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from handler import runtime
+from handler.state import dynamodb as dynamo_store
 from tests.fakes.moto_dynamodb import moto_dynamodb
 from tests.support.im import ADMIN, APP, KEY, add_task
 from timpush.cli import main
@@ -126,10 +127,12 @@ def test_reads_take_slots_of_the_fleet_budget_per_api(
         for name, value in dynamo.env.items():
             monkeypatch.setenv(name, value)
         runtime.reset()
+        dynamo_store.forget_client()  # the store's client is kept per process: this server is new
         assert main(["tasks", "get", str(task)]) == 0
         assert main(["tasks", "list"]) == 0
         # each API's next free slot, as modifications keep theirs (handler/state/rate.py)
         assert dynamo.item(f"rate#{APP}#get_sched_task") and dynamo.item(f"rate#{APP}#list_sched_task")
         assert not dynamo.item(f"rate#{APP}#modify_sched_task")
     runtime.reset()
+    dynamo_store.forget_client()
     assert str(task) in capsys.readouterr().out
