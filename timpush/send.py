@@ -15,9 +15,10 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
+from handler.compat import UTC
 from handler.deadletter import ISSUED_AT_ATTRIBUTE
 from handler.im.codes import classify
 from timpush import sendrows

@@ -15,9 +15,10 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from handler.compat import UTC
 from handler.im.codes import INVALID_PARAMETERS
 from handler.model import LocalRefusal, validate
 

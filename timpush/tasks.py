@@ -14,9 +14,10 @@ import random
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from handler.compat import UTC
 from handler.config import ConfigError, Settings
 from handler.im import client, codes
 from handler.im.codes import ErrorClass, classify, meaning
