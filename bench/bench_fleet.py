@@ -146,7 +146,7 @@ def _plot(runs: list[dict[str, Any]]) -> None:
         axis.axhline(RATE, color="red", linestyle="--", linewidth=1, label="API limit (5/s)")
         axis.set_title(f"K = {k} processes")
         axis.set_xlabel("second of the run")
-        axis.set_ylim(0, RATE + 2)
+        axis.set_ylim(0, RATE + 4)
     axes[0].set_ylabel("requests arriving per second")
     axes[0].legend(loc="lower left", fontsize=8)
     figure.tight_layout()
