@@ -176,14 +176,21 @@ def as_of_now(event: dict[str, Any], ago: float = 0.0) -> dict[str, Any]:
     """A sample event as if made ``ago`` seconds ago: its times are the issue times that order changes
     (DESIGN "Order"), and a sample's fixed date would make it older than anything the demo did before."""
     now_ms = str(int((time.time() - ago) * 1000))
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - ago))
     for record in event.get("Records") or []:
         if isinstance(record, dict) and "SentTimestamp" in record.get("attributes", {}):
             record["attributes"]["SentTimestamp"] = now_ms
+        if isinstance(record, dict) and isinstance(record.get("CMQ"), dict) and "publishTime" in record["CMQ"]:
+            record["CMQ"]["publishTime"] = iso  # SCF: a CMQ message's time
     context = event.get("requestContext")
     if isinstance(context, dict):
         for name in ("timeEpoch", "requestTimeEpoch"):
             if name in context:
                 context[name] = int(now_ms)
+    if event.get("Type") == "Timer" and "Time" in event:
+        event["Time"] = iso  # SCF: the timer's firing time
+    if event.get("type") == "connector:tdmq" and "time" in event:
+        event["time"] = now_ms  # SCF: TDMQ through EventBridge
     return event
 
 
