@@ -52,6 +52,9 @@ class Settings(BaseModel):
     work_queue: Annotated[str | None, Field(alias="WORK_QUEUE")] = None
     tencent_ssm_endpoint: Annotated[str | None, Field(alias="TENCENTCLOUD_SSM_ENDPOINT")] = None
     state_store: Annotated[str | None, Field(alias="IM_STATE_STORE")] = None
+    # Several apps (DESIGN IM_APPS): kept as the raw JSON text; handler.apps parses it with plain functions
+    # when the process's apps are built, so every problem names IM_APPS and the entry.
+    apps_json: Annotated[str | None, Field(alias="IM_APPS")] = None
 
     @field_validator("region")
     @classmethod
@@ -123,9 +126,21 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         settings = Settings.model_validate(values)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
-    if settings.secret_key is None and settings.secret_source is None:
-        raise ConfigError("IM_SECRET_KEY or IM_SECRET_SOURCE: one of them must say where the app key is")
+    if settings.apps_json is not None:
+        _check_apps_alone(settings)
+    elif settings.secret_key is None and settings.secret_source is None:
+        raise ConfigError("IM_SECRET_KEY or IM_SECRET_SOURCE (or IM_APPS): one of them must say where the app key "
+                          "is")
     return settings
+
+
+def _check_apps_alone(settings: Settings) -> None:
+    """IM_APPS names each app with its key; the single-app variables would say it a second time."""
+    clashing = [name for name, value in (("IM_SDKAPPID", settings.sdkappid), ("IM_SECRET_KEY", settings.secret_key),
+                                         ("IM_SECRET_SOURCE", settings.secret_source)) if value is not None]
+    if clashing:
+        raise ConfigError(f"IM_APPS and {', '.join(clashing)}: set IM_APPS alone (each entry has its SDKAppID and "
+                          'Key), or the single-app variables; a secret may hold several apps as {"apps": [...]}')
 
 
 @cache

@@ -112,6 +112,7 @@ class SecretValue:
     sdkappid: int | None = None
     admin: str | None = None
     is_json: bool = False
+    apps: object = field(default=None, repr=False)  # the "apps" list of a secret holding several apps
 
 
 def parse_value(raw: str | bytes, where: str) -> SecretValue:
@@ -137,6 +138,16 @@ def parse_value(raw: str | bytes, where: str) -> SecretValue:
 
 
 def _from_json(doc: dict[str, object], where: str) -> SecretValue:
+    if "apps" in doc:
+        if set(doc) & {"SDKAppID", "Key", "Admin"}:
+            raise ConfigError(f'{where}: holds either "apps" (several apps) or one app\'s SDKAppID, Key and Admin, '
+                              "not both")
+        return SecretValue(key="", is_json=True, apps=doc["apps"])
+    return parse_app(doc, where)
+
+
+def parse_app(doc: dict[str, object], where: str) -> SecretValue:
+    """One app's ``SDKAppID``, ``Key`` and ``Admin``, each checked when present (a secret, or an IM_APPS entry)."""
     key, sdkappid, admin = doc.get("Key"), doc.get("SDKAppID"), doc.get("Admin")
     if key is not None and not isinstance(key, str):
         raise ConfigError(f'{where}: "Key" must be a string')
@@ -151,6 +162,8 @@ def _from_json(doc: dict[str, object], where: str) -> SecretValue:
 
 def resolve(settings: Settings, value: SecretValue, where: str) -> Identity:
     """Merge the secret with IM_SDKAPPID / IM_ADMIN: each may come from either, and both must agree."""
+    if value.apps is not None:
+        raise ConfigError(f'{where}: holds several apps ({{"apps": [...]}}); this use needs a single app')
     problems = _missing(settings, value, where) + _disagreements(settings, value, where)
     if problems:
         raise ConfigError("; ".join(problems))
@@ -232,8 +245,14 @@ def provider_for(settings: Settings, environ: Mapping[str, str] | None = None) -
         return EnvIdentity(settings)
     if settings.secret_key is not None:
         raise ConfigError("IM_SECRET_KEY and IM_SECRET_SOURCE: set one of them, not both")
+    return StoredIdentity(settings, *stored_secret(settings, environ))
+
+
+def stored_secret(settings: Settings, environ: Mapping[str, str] | None = None) -> tuple[SecretSource, Fetch]:
+    """IM_SECRET_SOURCE, parsed, and the fetch that reads it (one or several apps: handler.apps)."""
+    assert settings.secret_source is not None  # noqa: S101  (callers check)
     source = parse_source(settings.secret_source)
-    return StoredIdentity(settings, source, _fetch_for(source, settings, os.environ if environ is None else environ))
+    return source, _fetch_for(source, settings, os.environ if environ is None else environ)
 
 
 def _fetch_for(source: SecretSource, settings: Settings, environ: Mapping[str, str]) -> Fetch:
