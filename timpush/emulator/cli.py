@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080, help="port to bind, 0 for any (default 8080)")
     parser.add_argument("--sdkappid", type=int, default=DEFAULT_SDKAPPID, help="the emulated SDKAppID")
     parser.add_argument("--key", help=f"the app key (default: ${KEY_VARIABLE})")
+    parser.add_argument("--app", action="append", type=_app, default=[], metavar="SDKAPPID=KEY",
+                        help="serve another app besides --sdkappid, with its own key; repeatable")
     parser.add_argument("--admin", action="append", help=f"an App admin, repeatable (default {DEFAULT_ADMIN})")
     parser.add_argument("--seed", type=int, default=0, help="seed of task IDs, MsgRandom and fault dice")
     parser.add_argument("--rate-limit", type=int, default=5, help="requests/second per API, 0 = off")
@@ -45,6 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KIND[:count=N][:probability=P][:api=A][:code=C][:delay=S]",
         help=f"inject a fault, repeatable; KIND is one of {', '.join(KINDS)}",
     )
+
+
+def _app(spec: str) -> tuple[int, str]:
+    sdkappid, equals, key = spec.partition("=")
+    if not (sdkappid.isascii() and sdkappid.isdigit()) or not equals or not key:
+        raise argparse.ArgumentTypeError("expected SDKAPPID=KEY, e.g. 1400000002=other-key")
+    return int(sdkappid), key
 
 
 def _fault(spec: str) -> Fault:
@@ -88,14 +97,16 @@ def _settings(args: argparse.Namespace, key: str) -> EmulatorSettings:
         content_mode=args.content_mode,
         refuse_past=not args.allow_past,
         first_task_id=SAMPLE_FIRST_TASK_ID if args.sample_tasks else None,
+        other_apps=tuple(args.app),
     )
 
 
 def _serve(emulator: Emulator, stop: threading.Event) -> int:
     settings = emulator.settings
     admins = ", ".join(settings.admins)
+    apps = ", ".join(str(sdkappid) for sdkappid in (settings.sdkappid, *dict(settings.other_apps)))
     print(
-        f"timpush emulator: serving {emulator.url} for sdkappid {settings.sdkappid} (admins: {admins}); Ctrl-C to stop",
+        f"timpush emulator: serving {emulator.url} for sdkappid {apps} (admins: {admins}); Ctrl-C to stop",
         file=sys.stderr,
         flush=True,
     )

@@ -68,6 +68,8 @@ class EmulatorSettings:
         _require(self.log_limit > 0, "log_limit must be > 0")
         _require(self.first_task_id is None or self.first_task_id > 0, "first_task_id must be > 0")
         _require(all(appid > 0 and key for appid, key in self.other_apps), "other_apps needs (id, key) pairs")
+        appids = [self.sdkappid, *(appid for appid, _ in self.other_apps)]
+        _require(len(set(appids)) == len(appids), "each app is served once (a duplicate sdkappid)")
 
     def key_for(self, sdkappid: int) -> str | None:
         """The key of an app this emulator serves, None for an unknown SDKAppID."""
