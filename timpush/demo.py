@@ -25,6 +25,7 @@ from typing import Any, cast
 
 from handler.im import client
 from handler.im.usersig import generate
+from timpush import demo_apps
 from timpush.context import LocalContext, scf_context
 from timpush.emulator import Emulator, EmulatorSettings, Fault
 from timpush.emulator.settings import SAMPLE_FIRST_TASK_ID
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         _print_retries(emu)
         _print_dead_letters(dead)
         _redrive(emu, dead)
+        demo_apps.show(emu, dead, _say)
     return 0
 
 

@@ -33,7 +33,7 @@ def handler_env(emulator: Emulator, dead_letter_file: Path, monkeypatch: pytest.
         "DEAD_LETTER": f"file:{dead_letter_file}", "IM_RATE_LIMIT": "5", "NO_PROXY": "127.0.0.1,localhost",
     }.items():
         monkeypatch.setenv(name, value)
-    for name in ("IM_SECRET_SOURCE", "DEAD_LETTER_ROUTES", "IM_MAX_ATTEMPTS", "AWS_LAMBDA_FUNCTION_NAME"):
+    for name in ("IM_SECRET_SOURCE", "DEAD_LETTER_ROUTES", "IM_MAX_ATTEMPTS", "AWS_LAMBDA_FUNCTION_NAME", "IM_APPS"):
         monkeypatch.delenv(name, raising=False)
     runtime.reset()
     yield emulator
@@ -54,7 +54,7 @@ def sqs_env(sqs_server: MotoSqs, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     for name, value in sqs_server.env.items():
         monkeypatch.setenv(name, value)
     for name in ("DEAD_LETTER", "DEAD_LETTER_ROUTES", "WORK_QUEUE", "IM_SECRET_SOURCE", "AWS_ENDPOINT_URL_SQS",
-                 "AWS_LAMBDA_FUNCTION_NAME"):
+                 "AWS_LAMBDA_FUNCTION_NAME", "IM_APPS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("IM_SECRET_KEY", "test-key-not-secret")
     monkeypatch.setenv("IM_SDKAPPID", "1400000001")

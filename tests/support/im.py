@@ -16,15 +16,16 @@ ADMIN = "administrator"
 FUTURE = "2031-06-15 14:00:00"
 
 
-def add_task(emu: Emulator, task_type: str = "All", sched_at: str = FUTURE, **content: Any) -> int:
-    """Create a task on the emulator through add_sched_task, as a user of the API would."""
-    body = {"Sdkappid": APP, "Type": task_type, "SchedAt": sched_at,
-            "Content": {"From_Account": ADMIN, "OfflinePushInfo": {"Title": "t", "Desc": "d"}, **content}}
+def add_task(emu: Emulator, task_type: str = "All", sched_at: str = FUTURE, *, app: int = APP, key: str = KEY,
+             admin: str = ADMIN, **content: Any) -> int:
+    """Create a task on the emulator through add_sched_task, as a user of the API would (app ``app``)."""
+    body = {"Sdkappid": app, "Type": task_type, "SchedAt": sched_at,
+            "Content": {"From_Account": admin, "OfflinePushInfo": {"Title": "t", "Desc": "d"}, **content}}
     if task_type == "User":
         body["Content"].setdefault("To_Account", ["alice"])
     if task_type == "Tag":
         body["Content"].setdefault("Condition", {"TagsOr": ["vip"]})
-    result = client.call(emu.url, "add_sched_task", body, client.Credentials(APP, ADMIN, generate(APP, KEY, ADMIN)))
+    result = client.call(emu.url, "add_sched_task", body, client.Credentials(app, admin, generate(app, key, admin)))
     assert result.ok, result
     assert result.body is not None
     return int(result.body["TaskID"])

@@ -32,7 +32,7 @@ _HTTP_TEMPLATE = json.loads((EVENTS / "http-api-v2.json").read_text(encoding="ut
 # Variables a test run must not inherit from the shell or from another test.
 HANDLER_VARS = ("IM_SECRET_SOURCE", "IM_SECRET_KEY", "IM_SDKAPPID", "IM_ADMIN", "DEAD_LETTER_ROUTES", "WORK_QUEUE",
                 "IM_MAX_ATTEMPTS", "IM_MAX_RECEIVES", "IM_RATE_LIMIT", "IM_REGION", "AWS_LAMBDA_FUNCTION_NAME",
-                "IM_SECRET_MAX_AGE", "TENCENTCLOUD_SSM_ENDPOINT")
+                "IM_SECRET_MAX_AGE", "TENCENTCLOUD_SSM_ENDPOINT", "IM_APPS")
 
 
 def configure(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -> None:
