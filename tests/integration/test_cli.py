@@ -113,3 +113,36 @@ def test_invoke_platform_scf_runs_main_handler(tmp_path: Path) -> None:
     assert line["source"]["kind"] == "scf" and line["metrics"] == {"ModificationsDeadLettered": 1.0,
                                                                      "Failed_too_late": 1.0}
     assert '"_aws"' not in run.stdout + run.stderr  # no EMF document on SCF
+
+
+def test_one_emulator_serves_two_apps_for_a_handler_configured_with_im_apps(tmp_path: Path) -> None:
+    # Given an emulator serving two apps, each with its own key, as docs/secrets.md shows
+    port, other, other_key = free_port(), 1400000002, "tp-cli-second-app-key-8e7d6c5b"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("IM_", "DEAD_LETTER"))}
+    server = subprocess.Popen([sys.executable, "-m", "timpush.cli", "emulator", "--port", str(port), "--key", KEY,
+                               "--app", f"{other}={other_key}", "--sample-tasks"], env=base, cwd=ROOT,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stderr is not None
+        for line in server.stderr:
+            if "serving http://127.0.0.1" in line:
+                assert f"for sdkappid {APP}, {other} " in line
+                break
+        url = f"http://127.0.0.1:{port}"
+        apps = [{"SDKAppID": APP, "Key": KEY, "Endpoint": url}, {"SDKAppID": other, "Key": other_key, "Endpoint": url}]
+        env = {"IM_APPS": json.dumps(apps), "DEAD_LETTER": f"file:{tmp_path / 'dl.jsonl'}"}
+        # When one payload names the first app, the second (which has no such task) and none
+        payload = [{"Sdkappid": APP, "TaskID": 1234567890, "Type": "All", "SchedAt": "2031-01-01 00:00:00"},
+                   {"Sdkappid": other, "TaskID": 1234567890, "Type": "All", "SchedAt": "2031-01-01 00:00:00"},
+                   {"TaskID": 1234567890, "Type": "All", "SchedAt": "2031-01-01 00:00:00"}]
+        run = timpush("invoke", "-", env=env, stdin=json.dumps(payload))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    # Then the first applies; the second reaches its own app, signed with its own key, which knows no such task
+    # (the emulator's 90104 for an unknown task), and the third is refused locally for lacking Sdkappid
+    assert run.returncode == 0, run.stderr
+    results = json.loads(run.stdout)["results"]
+    assert [r["ErrorCode"] for r in results] == [0, 90104, 90104]
+    assert "task" in results[1]["ErrorInfo"].lower() and results[2]["ErrorInfo"].startswith("Sdkappid: required")
+    assert KEY not in run.stdout + run.stderr and other_key not in run.stdout + run.stderr

@@ -42,6 +42,7 @@ class Store(Protocol):
 
     def env(self) -> dict[str, str]: ...
     def put(self, key: str) -> None: ...
+    def put_value(self, value: str) -> None: ...
     def delete(self) -> None: ...
     def fetches(self) -> int: ...
     def take_down(self) -> None: ...
@@ -59,7 +60,9 @@ class SecretsManagerStore:
         return {"AWS_ENDPOINT_URL": self.endpoint}
 
     def put(self, key: str) -> None:  # the JSON form, carrying the SDKAppID and the admin too
-        value = json.dumps({"SDKAppID": APP, "Key": key, "Admin": ADMIN})
+        self.put_value(json.dumps({"SDKAppID": APP, "Key": key, "Admin": ADMIN}))
+
+    def put_value(self, value: str) -> None:
         try:
             self.client.put_secret_value(SecretId="im/app-key", SecretString=value)
         except self.client.exceptions.ResourceNotFoundException:
@@ -87,7 +90,10 @@ class ParameterStore:
         return {"AWS_ENDPOINT_URL": self.endpoint, "IM_SDKAPPID": str(APP)}
 
     def put(self, key: str) -> None:
-        self.client.put_parameter(Name="/timpush/app-key", Value=key, Type="SecureString", Overwrite=True)
+        self.put_value(key)
+
+    def put_value(self, value: str) -> None:
+        self.client.put_parameter(Name="/timpush/app-key", Value=value, Type="SecureString", Overwrite=True)
 
     def delete(self) -> None:
         self.client.delete_parameter(Name="/timpush/app-key")
@@ -110,9 +116,12 @@ class TencentStore:
         return {"TENCENTCLOUD_SSM_ENDPOINT": self.fake.endpoint, "TENCENTCLOUD_SECRETID": TC_ID,
                 "TENCENTCLOUD_SECRETKEY": TC_KEY}
 
-    def put(self, key: str) -> None:  # a new version each time; the newest is read
+    def put(self, key: str) -> None:
+        self.put_value(json.dumps({"SDKAppID": APP, "Key": key}))
+
+    def put_value(self, value: str) -> None:  # a new version each time; the newest is read
         self.versions += 1
-        self.fake.put_secret("im-app-key", f"v{self.versions}", json.dumps({"SDKAppID": APP, "Key": key}))
+        self.fake.put_secret("im-app-key", f"v{self.versions}", value)
 
     def delete(self) -> None:
         self.fake.delete_secret("im-app-key")
@@ -142,15 +151,15 @@ def store(request: pytest.FixtureRequest, moto: MotoServer, monkeypatch: pytest.
     yield SecretsManagerStore(moto) if request.param == "aws-secretsmanager" else ParameterStore(moto)
 
 
-def emulator_for(key: str, port: int = 0) -> Emulator:
-    settings = EmulatorSettings(sdkappid=APP, key=key, admins=(ADMIN,), rate_limit=0, first_task_id=FIRST_TASK)
+def emulator_for(key: str, port: int = 0, app: int = APP) -> Emulator:
+    settings = EmulatorSettings(sdkappid=app, key=key, admins=(ADMIN,), rate_limit=0, first_task_id=FIRST_TASK)
     return Emulator(settings, port=port).start()
 
 
-def add_tasks(emu: Emulator, key: str, count: int = 3) -> list[int]:
+def add_tasks(emu: Emulator, key: str, count: int = 3, app: int = APP) -> list[int]:
     """All-type tasks from FIRST_TASK on, signed with ``key`` (the emulator's key of the moment)."""
-    creds = client.Credentials(APP, ADMIN, generate(APP, key, ADMIN))
-    body = {"Sdkappid": APP, "Type": "All", "SchedAt": "2031-06-15 14:00:00", "Content": {"From_Account": ADMIN}}
+    creds = client.Credentials(app, ADMIN, generate(app, key, ADMIN))
+    body = {"Sdkappid": app, "Type": "All", "SchedAt": "2031-06-15 14:00:00", "Content": {"From_Account": ADMIN}}
     results = [client.call(emu.url, "add_sched_task", body, creds) for _ in range(count)]
     assert all(r.ok and r.body for r in results), results
     return [int(r.body["TaskID"]) for r in results if r.body]
@@ -272,3 +281,42 @@ def test_store_down_is_retryable_and_a_503_over_http(store: Store, tmp_path: Pat
         check_unavailable(store, dead, emu, task, 503, "could not be fetched")
     finally:
         emu.stop()
+
+
+APP_B, KEY_B = 1400000002, "tp-e2e-second-app-key-3f2e1d0c9b8a7f6e"
+
+
+def test_one_secret_holding_two_apps_rotates_one_apps_key(store: Store, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    # Given two apps, each on its own emulator with its own key, both held by one secret as {"apps": [...]}
+    first, second = emulator_for(KEY), emulator_for(KEY_B, app=APP_B)
+    try:
+        [task_a], [task_b] = add_tasks(first, KEY, 1), add_tasks(second, KEY_B, 1, APP_B)
+        app_b = {"SDKAppID": APP_B, "Key": KEY_B, "Endpoint": second.url}
+        store.put_value(json.dumps({"apps": [{"SDKAppID": APP, "Key": KEY, "Endpoint": first.url}, app_b]}))
+        env = {name: value for name, value in store.env().items() if name != "IM_SDKAPPID"}
+        configure(monkeypatch, {"IM_SECRET_SOURCE": store.source, "IM_RATE_LIMIT": "0",
+                                "DEAD_LETTER": f"file:{tmp_path / 'dead.jsonl'}", **env})
+        both = [{**mod(task_a, 1), "Sdkappid": APP}, {**mod(task_b, 1), "Sdkappid": APP_B}]
+        assert invoke(both)["succeeded"] == 2
+        # When app A's key is rotated: the secret and A's IM app (its emulator, back on its port) hold the new one
+        port = int(first.url.rsplit(":", 1)[1])
+        first.stop()
+        first = emulator_for(ROTATED, port)
+        assert add_tasks(first, ROTATED, 1) == [task_a]
+        store.put_value(json.dumps({"apps": [{"SDKAppID": APP, "Key": ROTATED, "Endpoint": first.url}, app_b]}))
+        caplog.set_level(logging.INFO)
+        result = invoke([{**mod(task_a, 2), "Sdkappid": APP}, {**mod(task_b, 2), "Sdkappid": APP_B}])
+        # Then A's old signature is refused once, the secret re-fetched and A's retry signed with the new key;
+        # B, whose key did not change, went out right the first time both times
+        assert result["succeeded"] == 2, result
+        assert [r["code"] for r in modify_requests(first)] == [70009, 0]
+        assert [r["code"] for r in modify_requests(second)] == [0, 0]
+        assert store.fetches() == 2
+        refetched = [(getattr(r, "sdkappid", None), getattr(r, "rotated", None))
+                     for r in caplog.records if r.message == "secret re-fetched"]
+        assert refetched == [(APP, True)]
+    finally:
+        first.stop()
+        second.stop()
