@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from handler.config import ConfigError, Settings
-from handler.im.ratelimit import RateLimiter
+from handler.im.ratelimit import Pacer, RateLimiter
 from handler.im.regions import REGION_DOMAINS, base_url
 from handler.im.usersig import Identity, UserSigCache
 from handler.model import SDKAPPID_MISMATCH
@@ -39,8 +39,8 @@ APPS_VAR = "IM_APPS"
 ENTRY_FIELDS = ("SDKAppID", "Key", "Admin", "Region", "Endpoint")
 ENTRY_SHAPE = '{"SDKAppID": 1400000000, "Key": "...", "Admin": "administrator", "Region": "china", "Endpoint": ...}'
 
-LimiterFor = Callable[[int], RateLimiter]
-"""The rate limiter of one app, by SDKAppID: each app has its own budget."""
+LimiterFor = Callable[[int], Pacer]
+"""The pacer of one app, by SDKAppID (this process's limiter, or the fleet's): each app has its own budget."""
 
 
 class UnknownApp(Exception):
@@ -142,7 +142,7 @@ def _listed(configs: Mapping[int, AppConfig]) -> str:
 class App:
     """One app's own state: its identity source, base URL, UserSig cache and rate limiter."""
 
-    def __init__(self, config: AppConfig, identities: IdentityProvider, limiter: RateLimiter) -> None:
+    def __init__(self, config: AppConfig, identities: IdentityProvider, limiter: Pacer) -> None:
         self.sdkappid = config.sdkappid
         self.base = config.base
         self.identities = identities

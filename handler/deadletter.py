@@ -75,6 +75,8 @@ def record(
     }
     if outcome.issued_at is not None:
         doc["issued_at"] = format_issued_at(outcome.issued_at)
+    if outcome.sdkappid is not None:  # which app, when the modification got as far as choosing one
+        doc["sdkappid"] = outcome.sdkappid
     if redrives > 0:
         doc["redrives"] = redrives
     return doc

@@ -14,7 +14,7 @@ import warnings
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from handler.im.codes import ErrorClass
 from handler.model import format_issued_at
@@ -49,6 +49,7 @@ def report(outcome: Outcome, fate: str, source: dict[str, Any], **extra: Any) ->
     fields = {
         "task_id": outcome.task_id,
         "task_type": outcome.task_type,
+        "sdkappid": outcome.sdkappid,
         "outcome": fate,
         "error_code": outcome.code,
         "error_class": str(outcome.error_class) if outcome.error_class else None,
@@ -69,6 +70,7 @@ def report(outcome: Outcome, fate: str, source: dict[str, Any], **extra: Any) ->
     else:
         for name, unit, value in counts:
             metrics.add_metric(name=name, unit=unit, value=value)
+        _count_for_app(outcome)  # on SCF the line's own sdkappid field says which app
     if outcome.superseded:
         logger.info("modification superseded by a newer change", extra=fields)
     elif outcome.succeeded:
@@ -104,3 +106,16 @@ def _counts(outcome: Outcome, fate: str) -> list[tuple[str, MetricUnit, float]]:
     if outcome.attempts:
         counts.append(("UpstreamLatency", MetricUnit.Milliseconds, outcome.latency_ms))
     return counts
+
+
+def _count_for_app(outcome: Outcome) -> None:
+    """A failure again, with an ``sdkappid`` dimension, so an alarm can name the app that fails.
+
+    A single metric of its own: powertools applies a dimension to every metric of a flush, which would
+    split the batch's other counts by whichever app came last. Failures only, to keep the EMF lines few.
+    """
+    if outcome.error_class is None or not outcome.failed or outcome.sdkappid is None:
+        return
+    name = f"Failed_{outcome.error_class}"
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
+        metric.add_dimension(name="sdkappid", value=str(outcome.sdkappid))

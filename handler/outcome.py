@@ -35,6 +35,7 @@ class Outcome:
     secret_missing: bool = False  # -5 because the secret does not exist: a configuration error, not an outage
     issued_at: datetime | None = None  # the modification's issue time (DESIGN "Order")
     dropped: Mapping[str, Any] = field(default_factory=dict)  # field -> the newer change that won it
+    sdkappid: int | None = None  # the app it was for, once known (logs, per-app metrics, dead letters)
 
     @property
     def failed(self) -> bool:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from functools import cache
 
 from handler import config
+from handler.apps import registry_for
 from handler.deadletter import DeadLetters
-from handler.secrets import provider_for
 from handler.service import API, Modifier
 from handler.state import open_pacing, open_store
 from handler.state.order import TaskOrder
@@ -29,7 +29,7 @@ def runtime() -> Runtime:
     settings = config.settings()
     pacing = open_pacing(settings.state_store, settings.rate_limit, settings.rate_fallback, API)
     order = TaskOrder(open_store(settings.state_store))
-    modifier = Modifier(settings, provider_for(settings), pacing=pacing, order=order)
+    modifier = Modifier(settings, registry_for(settings, pacing), order=order)
     return Runtime(settings, modifier, DeadLetters.from_settings(settings))
 
 

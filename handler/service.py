@@ -15,16 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from handler.apps import App, Registry, UnknownApp
 from handler.compat import UTC
 from handler.config import Settings
 from handler.im import client, codes
 from handler.im.codes import ErrorClass, Origin, classify
-from handler.im.ratelimit import NoSlot, Pacer, RateLimiter
-from handler.im.regions import base_url
-from handler.im.usersig import Identity, UserSigCache
+from handler.im.ratelimit import NoSlot
+from handler.im.usersig import Identity
 from handler.model import (
     NOT_JSON,
-    SDKAPPID_MISMATCH,
     Item,
     LocalRefusal,
     Modification,
@@ -35,7 +34,7 @@ from handler.model import (
 from handler.observability import logger
 from handler.ordering import later_fields
 from handler.outcome import Outcome, Status
-from handler.secrets import IdentityProvider, SecretUnavailable
+from handler.secrets import SecretUnavailable
 from handler.state import CALLER_AHEAD, WORKER_AHEAD, Issue, Stamp, StoreUnavailable, TaskKey, open_store
 from handler.state.order import Claim, TaskBusy, TaskOrder
 
@@ -48,6 +47,7 @@ RATE_LIMIT_PAUSE = 1.0  # after 60007 and kin, let the server's one-second windo
 
 @dataclass
 class _Attempt:
+    app: App
     identity: Identity
     issued_at: datetime
     send: Sequence[str] = ()  # the ordered fields newer than what was applied
@@ -59,24 +59,22 @@ class _Attempt:
 
 
 class Modifier:
-    """One per process; shared by every adapter and every warm invocation."""
+    """One per process; shared by every adapter and every warm invocation.
+
+    Each app (``apps``: one, or several with IM_APPS) brings its own identity, UserSig cache, rate limiter
+    and base URL, looked up by the modification's Sdkappid.
+    """
 
     def __init__(
         self,
         settings: Settings,
-        identities: IdentityProvider,
-        pacing: Callable[[int], Pacer] | None = None,
-        sigs: UserSigCache | None = None,
+        apps: Registry,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         order: TaskOrder | None = None,
     ) -> None:
         self._settings = settings
-        self._identities = identities
-        self._pacing = pacing or (lambda _app: RateLimiter(settings.rate_limit))
-        self._pacers: dict[int, Pacer] = {}  # per app: each has its own budget
-        self._sigs = sigs or UserSigCache()
-        self._base = base_url(settings.region, settings.endpoint)
+        self._apps = apps
         self._sleep = sleep
         self._clock = clock
         self.order = order or TaskOrder(open_store(None))
@@ -97,22 +95,22 @@ class Modifier:
         issue = issue or Issue(datetime.now(UTC))
         request = _as_request(item)
         try:
-            modification = validate(item.parsed, sdkappid=self._settings.sdkappid, now=datetime.now(UTC))
+            modification = validate(item.parsed, sdkappid=self._apps.only, now=datetime.now(UTC))
         except LocalRefusal as refusal:
             return _refused(item, request, refusal, issue.at)
         issued_at = modification.issued_at or issue.at
         logger.debug("validated", extra={"task_id": modification.TaskID, "task_type": modification.Type,
                                          "sched_at": modification.SchedAt, "issued_at": format_issued_at(issued_at),
+                                         "sdkappid": modification.Sdkappid,
                                          "content_keys": sorted(modification.Content or {})})
         try:
-            identity = self._identities.get()
+            app = self._apps.find(modification.Sdkappid)  # a secret holding the apps may be read here
+            identity = app.identities.get()
+        except UnknownApp as exc:
+            return _refused(item, request, LocalRefusal.single("Sdkappid", str(exc)), issued_at)
         except SecretUnavailable as exc:
-            return _secret_failure(item, modification.summary(), exc, issued_at)
-        if modification.Sdkappid not in (None, identity.sdkappid):
-            # known only now, from the secret: the same refusal validate() gives when it knows the app
-            reason = SDKAPPID_MISMATCH.format(got=modification.Sdkappid, expected=identity.sdkappid)
-            return _refused(item, request, LocalRefusal.single("Sdkappid", reason), issued_at)
-        state = _Attempt(identity, issued_at, caller_waiting=issue.caller_waiting)
+            return _secret_failure(item, modification.summary(), exc, issued_at, modification.Sdkappid)
+        state = _Attempt(app, identity, issued_at, caller_waiting=issue.caller_waiting)
         state.dropped = {name: LATER_ENTRY for name in modification.fields if name in later}
         fields = [name for name in modification.fields if name not in later]
         if not fields:
@@ -123,7 +121,7 @@ class Modifier:
                  deadline: float) -> Outcome:
         """Send the fields newer than what was applied, holding the task's lease; record a success."""
         try:
-            claim = self.order.claim(TaskKey(state.identity.sdkappid, mod.TaskID), fields, stamp, deadline)
+            claim = self.order.claim(TaskKey(state.app.sdkappid, mod.TaskID), fields, stamp, deadline)
         except (TaskBusy, StoreUnavailable) as exc:
             return _unordered(item, mod, state, exc)
         state.send = claim.kept
@@ -165,20 +163,21 @@ class Modifier:
 
     def _attempt(self, mod: Modification, state: _Attempt, deadline: float) -> client.ImResult:
         asked = time.perf_counter()
+        app = state.app
         ahead = CALLER_AHEAD if state.caller_waiting else WORKER_AHEAD
         try:
-            self._pacer(state.identity.sdkappid).acquire(deadline, ahead)
+            app.limiter.acquire(deadline, ahead)
         except NoSlot as exc:  # the API's own code for "too many requests": HTTP 429, the queue retries later
             return client.ImResult(codes.RATE_LIMITED, f"not sent: {exc}", Origin.LOCAL)
         paced_ms = round((time.perf_counter() - asked) * 1000, 1)
         state.attempts += 1
         identity = state.identity
-        creds = client.Credentials(identity.sdkappid, identity.admin, self._sigs.get(identity))
-        logger.debug("sending", extra={"task_id": mod.TaskID, "attempt": state.attempts, "paced_ms": paced_ms,
-                                       "usersig_expires_at": self._sigs.expires_at})
+        creds = client.Credentials(identity.sdkappid, identity.admin, app.sigs.get(identity))
+        logger.debug("sending", extra={"task_id": mod.TaskID, "sdkappid": app.sdkappid, "attempt": state.attempts,
+                                       "paced_ms": paced_ms, "usersig_expires_at": app.sigs.expires_at})
         remaining = deadline - self._clock()
         body = mod.body(identity.sdkappid, only=state.send)
-        result = client.call(self._base, API, body, creds, read_timeout=remaining)
+        result = client.call(app.base, API, body, creds, read_timeout=remaining)
         state.latency += result.latency
         logger.debug("answered", extra={"task_id": mod.TaskID, "attempt": state.attempts, "error_code": result.code,
                                         "error_info": result.info, "latency_ms": round(result.latency * 1000, 1)})
@@ -194,24 +193,19 @@ class Modifier:
         if state.attempts >= self._settings.max_attempts:
             return False
         if result.code in codes.RATE_LIMIT_CODES:
-            self._pacer(state.identity.sdkappid).back_off(RATE_LIMIT_PAUSE)
+            state.app.limiter.back_off(RATE_LIMIT_PAUSE)  # this app only: the others have their own budget
         delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (state.attempts - 1)))  # noqa: S311
         if self._clock() + delay >= deadline:
             return False
         self._sleep(delay)
         return True
 
-    def _pacer(self, app: int) -> Pacer:
-        if app not in self._pacers:
-            self._pacers[app] = self._pacing(app)
-        return self._pacers[app]
-
     def _refresh(self, state: _Attempt) -> bool:
         """After an auth answer: a fresh UserSig and a re-fetched secret (rotation), then one more try."""
         state.refreshed = True
-        self._sigs.invalidate()
+        state.app.sigs.invalidate()
         try:
-            state.identity = self._identities.get(force=True)
+            state.identity = state.app.identities.get(force=True)
         except SecretUnavailable:
             return False
         return True
@@ -228,17 +222,18 @@ def _refused(item: Item, request: Any, refusal: LocalRefusal, issued_at: datetim
     )
 
 
-def _secret_failure(item: Item, request: dict[str, Any], exc: SecretUnavailable, issued_at: datetime) -> Outcome:
+def _secret_failure(item: Item, request: dict[str, Any], exc: SecretUnavailable, issued_at: datetime,
+                    sdkappid: int | None) -> Outcome:
     code = codes.SECRET_UNAVAILABLE
     return Outcome(Status.FAILED, item.raw, request, code, str(exc), classify(code), Origin.LOCAL,
-                   secret_missing=bool(getattr(exc, "missing", False)), issued_at=issued_at)
+                   secret_missing=bool(getattr(exc, "missing", False)), issued_at=issued_at, sdkappid=sdkappid)
 
 
 def _unordered(item: Item, mod: Modification, state: _Attempt, exc: TaskBusy | StoreUnavailable) -> Outcome:
     """Not sent: the task is busy (-8) or the store is out of reach (-6); either way, retried later."""
     code = codes.TASK_BUSY if isinstance(exc, TaskBusy) else codes.STATE_UNAVAILABLE
     return Outcome(Status.FAILED, item.raw, mod.summary(), code, f"not sent: {exc}", classify(code), Origin.LOCAL,
-                   issued_at=state.issued_at)
+                   issued_at=state.issued_at, sdkappid=state.app.sdkappid)
 
 
 def won_by(stamp: Stamp) -> str:
@@ -250,7 +245,7 @@ def won_by(stamp: Stamp) -> str:
 def _superseded(item: Item, mod: Modification, state: _Attempt) -> Outcome:
     info = "superseded: " + "; ".join(f"{name} won by {by}" for name, by in state.dropped.items())
     return Outcome(Status.SUPERSEDED, item.raw, mod.summary(), codes.SUPERSEDED, info, ErrorClass.SUPERSEDED,
-                   Origin.LOCAL, issued_at=state.issued_at, dropped=dict(state.dropped))
+                   Origin.LOCAL, issued_at=state.issued_at, dropped=dict(state.dropped), sdkappid=state.app.sdkappid)
 
 
 def _outcome(item: Item, mod: Modification, result: client.ImResult, error_class: ErrorClass | None,
@@ -260,4 +255,5 @@ def _outcome(item: Item, mod: Modification, result: client.ImResult, error_class
         status, item.raw, mod.summary(), result.code, result.info, error_class,
         None if result.ok else result.origin, state.attempts, round(state.latency * 1000, 1),
         http_status=result.http_status, issued_at=state.issued_at, dropped=dict(state.dropped),
+        sdkappid=state.app.sdkappid,
     )

@@ -42,9 +42,15 @@ def test_demo_shows_the_whole_flow(tmp_path: Path) -> None:
     # Then the retryable one was redriven once the server was healthy; the permanent ones stay
     letters = [json.loads(line) for line in dead.read_text().splitlines()]
     assert {d["error"]["code"] for d in letters} == {90104, 90106, 90110}
-    assert len(letters) == 12 and sum(d["source"]["kind"] == "scf" for d in letters) == 5
     assert "Traceback" not in run.stderr
     assert "1 applied" in out  # the retryable one came back once the server was healthy
+    # Last, two apps in one deployment: each applied on its own server, the second's 60007s paced it alone,
+    # and a modification naming an unknown app was refused and dead-lettered
+    assert "TaskID 1234567890: succeeded (ErrorCode 0)\n  TaskID 2000000001: succeeded (ErrorCode 0)\n" in out
+    assert "app 1400000001's server saw [0]; app 1400000002's saw [60007, 60007, 0]" in out
+    assert len(letters) == 13 and sum(d["source"]["kind"] == "scf" for d in letters) == 5
+    assert letters[-1]["request"]["Sdkappid"] == 1400000009
+    assert letters[-1]["error"]["info"].startswith("Sdkappid: 1400000009 is not an app this deployment serves")
 
 
 def test_invoke_reads_stdin_and_keeps_stdout_for_the_result(tmp_path: Path) -> None:
