@@ -169,9 +169,10 @@ class Apps:
         self._configs = dict(configs)
         self.only = next(iter(configs)) if len(configs) == 1 else None
 
-    def find(self, sdkappid: int | None) -> App:
-        """The app a modification names; UnknownApp when it names none this process serves."""
-        return self._apps[choose(self._configs, sdkappid).sdkappid]
+    def resolve(self, sdkappid: int | None, force: bool = False) -> tuple[App, Identity]:
+        """The app a modification names and who signs for it; UnknownApp when it names none served here."""
+        config = choose(self._configs, sdkappid)
+        return self._apps[config.sdkappid], config.identity
 
 
 class SecretApps:
@@ -185,44 +186,39 @@ class SecretApps:
 
     def __init__(self, settings: Settings, source: SecretSource, fetch: Fetch, limiter_for: LimiterFor) -> None:
         self._settings = settings
-        self._source = source
         self._fetch = fetch
         self._limiter_for = limiter_for
+        self.source = source
         self._where = f"secret {source}"
         self._lock = threading.Lock()
         self._apps: dict[int, App] = {}
         self._parsed: tuple[str | bytes, dict[int, AppConfig]] | None = None
 
-    def find(self, sdkappid: int | None) -> App:
-        config = choose(self.configs(), sdkappid)
+    def resolve(self, sdkappid: int | None, force: bool = False) -> tuple[App, Identity]:
+        """As ``Apps.resolve``, from one read of the secret: through the store's cache, or not with ``force``."""
+        before = self._parsed
+        config = choose(self.configs(force), sdkappid)
+        if force:
+            old = before[1].get(config.sdkappid) if before else None
+            logger.info("secret re-fetched", extra={"secret_source": str(self.source), "sdkappid": config.sdkappid,
+                                                    "rotated": old is not None and old != config})
         with self._lock:
             app = self._apps.get(config.sdkappid)
             if app is None:
                 app = App(config, _SecretIdentity(self, config.sdkappid), self._limiter_for(config.sdkappid))
                 self._apps[config.sdkappid] = app
-            return app
+        return app, config.identity
 
     def configs(self, force: bool = False) -> dict[int, AppConfig]:
         """Every app the secret holds now; ``force`` skips the store's cache (rotation)."""
         try:
             raw = self._fetch(force)
         except FetchFailed as failure:
-            raise SecretUnavailable.from_failure(self._source, failure) from None
+            raise SecretUnavailable.from_failure(self.source, failure) from None
         parsed = self._parsed
         if parsed is None or parsed[0] != raw:
             parsed = self._parsed = (raw, self._parse(raw))
         return parsed[1]
-
-    def identity(self, sdkappid: int, force: bool) -> Identity:
-        before = self._parsed[1].get(sdkappid) if self._parsed else None
-        config = self.configs(force).get(sdkappid)
-        if config is None:  # taken out of the secret since this app was first used
-            raise SecretUnavailable(f"{self._where} no longer holds SDKAppID {sdkappid}", source=str(self._source),
-                                    name=self._source.name, error_code="AppRemoved", missing=True)
-        if force:
-            logger.info("secret re-fetched", extra={"secret_source": str(self._source), "sdkappid": sdkappid,
-                                                    "rotated": before is not None and before != config})
-        return config.identity
 
     def _parse(self, raw: str | bytes) -> dict[int, AppConfig]:
         value = parse_value(raw, self._where)
@@ -242,7 +238,12 @@ class _SecretIdentity:
         self._sdkappid = sdkappid
 
     def get(self, force: bool = False) -> Identity:
-        return self._apps.identity(self._sdkappid, force)
+        try:
+            return self._apps.resolve(self._sdkappid, force)[1]
+        except UnknownApp:  # taken out of the secret since this app was first used
+            source = self._apps.source
+            raise SecretUnavailable(f"secret {source} no longer holds SDKAppID {self._sdkappid}", source=str(source),
+                                    name=source.name, error_code="AppRemoved", missing=True) from None
 
 
 class Registry(Protocol):
@@ -250,7 +251,7 @@ class Registry(Protocol):
 
     only: int | None
 
-    def find(self, sdkappid: int | None) -> App: ...
+    def resolve(self, sdkappid: int | None, force: bool = False) -> tuple[App, Identity]: ...
 
 
 def registry_for(settings: Settings, limiter_for: LimiterFor | None = None,
@@ -258,7 +259,7 @@ def registry_for(settings: Settings, limiter_for: LimiterFor | None = None,
     """The apps the settings name; a bad IM_APPS (or single-app setting) raises ConfigError here, at cold start."""
     limiter_for = limiter_for or (lambda _sdkappid: RateLimiter(settings.rate_limit))
     if settings.apps_json is not None:
-        return Apps(parse_apps_json(settings.apps_json, settings), limiter_for)
+        return Apps(parse_apps_json(settings.apps_json.get_secret_value(), settings), limiter_for)
     if settings.secret_source is not None:
         if settings.secret_key is not None:
             raise ConfigError("IM_SECRET_KEY and IM_SECRET_SOURCE: set one of them, not both")
@@ -266,3 +267,21 @@ def registry_for(settings: Settings, limiter_for: LimiterFor | None = None,
     identity = EnvIdentity(settings).get()
     return Apps({identity.sdkappid: AppConfig(identity, base_url(settings.region, settings.endpoint))}, limiter_for)
 
+
+
+class OnlyApp:
+    """The identity of the one app a registry serves, for code that signs for a single app."""
+
+    def __init__(self, apps: Registry) -> None:
+        self._apps = apps
+
+    def get(self, force: bool = False) -> Identity:
+        return self._apps.resolve(None, force)[1]
+
+
+def provider_for(settings: Settings, environ: Mapping[str, str] | None = None) -> IdentityProvider:
+    """The single app's identity source the settings name; ``force`` re-fetches a stored secret.
+
+    ``environ`` (default ``os.environ``) holds Tencent's SCF credentials; boto3 reads its own.
+    """
+    return OnlyApp(registry_for(settings, environ=environ))

@@ -54,7 +54,7 @@ class Settings(BaseModel):
     state_store: Annotated[str | None, Field(alias="IM_STATE_STORE")] = None
     # Several apps (DESIGN IM_APPS): kept as the raw JSON text; handler.apps parses it with plain functions
     # when the process's apps are built, so every problem names IM_APPS and the entry.
-    apps_json: Annotated[str | None, Field(alias="IM_APPS")] = None
+    apps_json: Annotated[SecretStr | None, Field(alias="IM_APPS")] = None  # holds keys: kept out of repr
 
     @field_validator("region")
     @classmethod

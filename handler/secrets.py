@@ -1,11 +1,12 @@
 """Where the app key comes from: the environment (laptops) or a secret store (IM_SECRET_SOURCE).
 
-The service asks for an Identity and, after an auth answer, asks again with ``force=True`` so a
-rotated key is picked up within the invocation. A store that cannot answer raises SecretUnavailable
-(code -5, retryable); a secret of the wrong shape, or one that disagrees with the environment, is a
-ConfigError. No message ever holds the secret's value.
+Parses the source and the value (one app, or ``{"apps": [...]}`` for ``handler.apps``). The service asks
+for an Identity and, after an auth answer, asks again with ``force=True`` so a rotated key is picked up
+within the invocation. A store that cannot answer raises SecretUnavailable (code -5, retryable); a secret
+of the wrong shape, or one that disagrees with the environment, is a ConfigError. No message ever holds
+the secret's value.
 
-``provider_for`` imports the one cloud SDK the source names; importing this module imports none.
+``stored_secret`` imports the one cloud SDK the source names; importing this module imports none.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import Protocol
 from handler.config import ConfigError, Settings
 from handler.im.codes import SECRET_UNAVAILABLE
 from handler.im.usersig import Identity
-from handler.observability import logger
 from handler.secret_sources import Fetch, FetchFailed
 
 DEFAULT_ADMIN = "administrator"
@@ -207,45 +207,6 @@ class EnvIdentity:
 
     def get(self, force: bool = False) -> Identity:
         return self._identity
-
-
-class StoredIdentity:
-    """The key from a secret store, through the store's cache (IM_SECRET_MAX_AGE); ``force`` re-fetches."""
-
-    def __init__(self, settings: Settings, source: SecretSource, fetch: Fetch) -> None:
-        self._settings = settings
-        self._source = source
-        self._fetch = fetch
-        self._where = f"secret {source}"
-        self._last: Identity | None = None
-
-    @property
-    def source(self) -> SecretSource:
-        return self._source
-
-    def get(self, force: bool = False) -> Identity:
-        try:
-            raw = self._fetch(force)
-        except FetchFailed as failure:
-            raise SecretUnavailable.from_failure(self._source, failure) from None
-        identity = resolve(self._settings, parse_value(raw, self._where), self._where)
-        if force:
-            logger.info("secret re-fetched", extra={"secret_source": str(self._source),
-                                                    "rotated": self._last is not None and identity != self._last})
-        self._last = identity
-        return identity
-
-
-def provider_for(settings: Settings, environ: Mapping[str, str] | None = None) -> IdentityProvider:
-    """The identity source the settings name.
-
-    ``environ`` (default ``os.environ``) holds Tencent's SCF credentials; boto3 reads its own.
-    """
-    if settings.secret_source is None:
-        return EnvIdentity(settings)
-    if settings.secret_key is not None:
-        raise ConfigError("IM_SECRET_KEY and IM_SECRET_SOURCE: set one of them, not both")
-    return StoredIdentity(settings, *stored_secret(settings, environ))
 
 
 def stored_secret(settings: Settings, environ: Mapping[str, str] | None = None) -> tuple[SecretSource, Fetch]:

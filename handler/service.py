@@ -104,8 +104,7 @@ class Modifier:
                                          "sdkappid": modification.Sdkappid,
                                          "content_keys": sorted(modification.Content or {})})
         try:
-            app = self._apps.find(modification.Sdkappid)  # a secret holding the apps may be read here
-            identity = app.identities.get()
+            app, identity = self._apps.resolve(modification.Sdkappid)  # may read the secret that holds the apps
         except UnknownApp as exc:
             return _refused(item, request, LocalRefusal.single("Sdkappid", str(exc)), issued_at)
         except SecretUnavailable as exc:

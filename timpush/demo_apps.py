@@ -45,7 +45,8 @@ def show(first: Emulator, dead: Path, say: Callable[[str], None]) -> None:
         say(f"  one direct payload: {json.dumps(payload)}")
         result = _invoke(payload)
         for row in result["results"]:
-            say(f"  TaskID {row['TaskID']}: {row['outcome']} (ErrorCode {row['ErrorCode']}) {row['ErrorInfo']}".rstrip())
+            info = f" {row['ErrorInfo']}" if row["ErrorInfo"] else ""
+            say(f"  TaskID {row['TaskID']}: {row['outcome']} (ErrorCode {row['ErrorCode']}){info}")
         say(f"  app {app}'s server saw {_codes(first)}; app {SECOND_APP}'s saw {_codes(second)}: "
             "each app paced, signed and retried on its own")
     say(f"  the unknown app's modification is in {dead} like any invalid input")

@@ -20,9 +20,10 @@ import boto3
 import pytest
 
 from handler import config
+from handler.apps import provider_for
 from handler.config import ConfigError
 from handler.im.codes import SECRET_UNAVAILABLE
-from handler.secrets import IdentityProvider, SecretUnavailable, provider_for
+from handler.secrets import IdentityProvider, SecretUnavailable
 from tests.fakes.moto_server import DUMMY_ENV, MotoServer
 from tests.fakes.tencent_ssm import FakeTencentSSM
 
@@ -365,7 +366,7 @@ def test_importing_secrets_imports_no_cloud_sdk() -> None:
 
 
 def test_an_aws_source_never_imports_the_tencent_sdk() -> None:
-    code = ("import sys\nfrom handler import config\nfrom handler.secrets import provider_for\n"
+    code = ("import sys\nfrom handler import config\nfrom handler.apps import provider_for\n"
             "provider_for(config.load({'IM_SECRET_SOURCE': 'aws-ssm:/k'}))\n"
             "print(any(m.startswith('tencentcloud') for m in sys.modules), 'boto3' in sys.modules)")
     env = {**_base_env(), **DUMMY_ENV}
@@ -377,7 +378,7 @@ def test_a_tencent_source_works_without_boto3(tencent: FakeTencentSSM) -> None:
     tencent.put_secret("im-app-key", "v1", json_secret())
     code = (
         "import sys\nsys.modules['boto3'] = None\nsys.modules['botocore'] = None\n"
-        "from handler import config\nfrom handler.secrets import provider_for\n"
+        "from handler import config\nfrom handler.apps import provider_for\n"
         f"settings = config.load({{'IM_SECRET_SOURCE': 'tencent-ssm:ap-guangzhou/im-app-key',"
         f" 'TENCENTCLOUD_SSM_ENDPOINT': {tencent.endpoint!r}}})\n"
         f"identity = provider_for(settings, environ={SCF_ENV!r}).get()\n"

@@ -31,13 +31,13 @@ def registry(apps: object, **env: str) -> Apps:
 
 def test_each_app_gets_its_own_key_admin_domain_limiter_and_usersig_cache() -> None:
     apps = registry(TWO)
-    a, b = apps.find(APP_A), apps.find(APP_B)
+    a, b = apps.resolve(APP_A)[0], apps.resolve(APP_B)[0]
     assert (a.identities.get().key, a.identities.get().admin, a.base) == (
         KEY_A, "administrator", "https://console.tim.qq.com")
     assert (b.identities.get().key, b.identities.get().admin, b.base) == (
         KEY_B, "ops", "https://adminapisgp.im.qcloud.com")
     assert a.limiter is not b.limiter and a.sigs is not b.sigs
-    assert apps.find(APP_A) is a  # the same state on every look-up
+    assert apps.resolve(APP_A)[0] is a  # the same state on every look-up
     assert apps.only is None
 
 
@@ -45,9 +45,9 @@ def test_endpoint_overrides_region_and_the_environment_fills_what_an_entry_leave
     apps = registry([{"SDKAppID": APP_A, "Key": KEY_A, "Region": "tokyo", "Endpoint": "http://127.0.0.1:9/"},
                      {"SDKAppID": APP_B, "Key": KEY_B}],
                     IM_ADMIN="boss", IM_REGION="frankfurt")
-    assert apps.find(APP_A).base == "http://127.0.0.1:9"
-    assert apps.find(APP_B).base == "https://adminapiger.im.qcloud.com"
-    assert apps.find(APP_B).identities.get().admin == "boss"
+    assert apps.resolve(APP_A)[0].base == "http://127.0.0.1:9"
+    assert apps.resolve(APP_B)[0].base == "https://adminapiger.im.qcloud.com"
+    assert apps.resolve(APP_B)[0].identities.get().admin == "boss"
 
 
 def test_a_limiter_per_app_comes_from_the_factory() -> None:
@@ -104,8 +104,8 @@ def test_im_apps_alone_not_with_the_single_app_variables(other: str) -> None:
 def test_the_single_app_variables_still_make_one_app() -> None:
     apps = registry_for(config.load({"IM_SDKAPPID": str(APP_A), "IM_SECRET_KEY": KEY_A, "IM_REGION": "seoul"}))
     assert isinstance(apps, Apps) and apps.only == APP_A
-    assert apps.find(None).base == "https://adminapikr.im.qcloud.com"
-    assert apps.find(APP_A).identities.get().key == KEY_A
+    assert apps.resolve(None)[0].base == "https://adminapikr.im.qcloud.com"
+    assert apps.resolve(APP_A)[0].identities.get().key == KEY_A
 
 
 def test_choose_needs_sdkappid_with_several_apps_and_refuses_an_unknown_one() -> None:
@@ -150,19 +150,19 @@ def secret_apps(store: FakeStore, **env: str) -> SecretApps:
 def test_a_secret_holding_apps_serves_each_and_rotates_one_key() -> None:
     store = FakeStore({"apps": TWO})
     apps = secret_apps(store)
-    a, b = apps.find(APP_A), apps.find(APP_B)
+    a, b = apps.resolve(APP_A)[0], apps.resolve(APP_B)[0]
     assert (a.identities.get().key, b.base) == (KEY_A, "https://adminapisgp.im.qcloud.com")
     store.value = json.dumps({"apps": [{"SDKAppID": APP_A, "Key": "rotated-a"}, TWO[1]]})
     assert a.identities.get(force=True).key == "rotated-a" and store.forced == 1
     assert b.identities.get().key == KEY_B
-    assert apps.find(APP_A) is a
+    assert apps.resolve(APP_A)[0] is a
 
 
 def test_a_secret_holding_one_app_still_works_through_the_registry() -> None:
     apps = secret_apps(FakeStore({"SDKAppID": APP_A, "Key": KEY_A}))
-    assert apps.find(None).identities.get().key == KEY_A
+    assert apps.resolve(None)[0].identities.get().key == KEY_A
     with pytest.raises(UnknownApp, match="does not match the configured SDKAppID 1400000001"):
-        apps.find(APP_B)
+        apps.resolve(APP_B)[0]
 
 
 @pytest.mark.parametrize(
@@ -178,7 +178,7 @@ def test_a_secret_holding_one_app_still_works_through_the_registry() -> None:
 )
 def test_a_bad_apps_secret_names_the_secret_and_the_entry(value: object, env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        secret_apps(FakeStore(value), **env).find(APP_A)
+        secret_apps(FakeStore(value), **env).resolve(APP_A)
     assert message in str(caught.value)
     assert KEY_A not in str(caught.value)
 
@@ -186,16 +186,20 @@ def test_a_bad_apps_secret_names_the_secret_and_the_entry(value: object, env: di
 def test_an_app_removed_from_the_secret_is_unavailable_and_an_unreachable_store_is_retryable() -> None:
     store = FakeStore({"apps": TWO})
     apps = secret_apps(store)
-    b = apps.find(APP_B)
+    b = apps.resolve(APP_B)[0]
     store.value = json.dumps({"apps": [TWO[0]]})
     with pytest.raises(SecretUnavailable, match="no longer holds SDKAppID 1400000002") as caught:
         b.identities.get(force=True)
     assert caught.value.missing
     store.down = True
     with pytest.raises(SecretUnavailable, match="could not be fetched: ThrottlingException"):
-        apps.find(APP_A)
+        apps.resolve(APP_A)[0]
 
 
 def test_parse_value_keeps_the_apps_list_out_of_repr() -> None:
     value = parse_value(json.dumps({"apps": TWO}), "secret x")
     assert value.apps == TWO and KEY_A not in repr(value)
+
+
+def test_the_keys_in_im_apps_stay_out_of_the_settings_repr() -> None:
+    assert KEY_A not in repr(settings()) and KEY_A not in str(settings())

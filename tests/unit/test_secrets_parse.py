@@ -10,22 +10,27 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from handler import config
+from handler.apps import OnlyApp, SecretApps, provider_for
 from handler.config import ConfigError
 from handler.im.codes import SECRET_UNAVAILABLE
-from handler.secret_sources import FetchFailed
+from handler.im.ratelimit import RateLimiter
+from handler.secret_sources import Fetch, FetchFailed
 from handler.secrets import (
     DEFAULT_ADMIN,
     SecretSource,
     SecretUnavailable,
-    StoredIdentity,
     parse_source,
     parse_value,
-    provider_for,
     resolve,
 )
 
 KEY = "UNIT-KEY-0d5f3a9be1c24e77"
 WHERE = "secret aws-ssm:/im/key"
+
+
+def stored(chosen: config.Settings, source: SecretSource, fetch: Fetch) -> OnlyApp:
+    """The one app's identity from a scripted store, read the way the handler reads it."""
+    return OnlyApp(SecretApps(chosen, source, fetch, lambda _sdkappid: RateLimiter(5)))
 
 
 def settings(**env: str) -> config.Settings:
@@ -182,7 +187,7 @@ class Script:
 def test_force_reaches_the_fetch_and_rotation_is_logged_without_the_key(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     script = Script(KEY, KEY + "-rotated")
-    provider = StoredIdentity(settings(IM_SDKAPPID="1400000001"), parse_source("aws-ssm:/im/key"), script)
+    provider = stored(settings(IM_SDKAPPID="1400000001"), parse_source("aws-ssm:/im/key"), script)
     first, second = provider.get(), provider.get(force=True)
     assert script.forced == [False, True]
     assert (first.key, second.key) == (KEY, KEY + "-rotated")
@@ -193,7 +198,7 @@ def test_force_reaches_the_fetch_and_rotation_is_logged_without_the_key(caplog: 
 
 def test_a_fetch_failure_becomes_secret_unavailable_naming_source_and_code() -> None:
     failure = FetchFailed("ResourceNotFound", "The secret `im-key` does not exist.", missing=True)
-    provider = StoredIdentity(settings(), parse_source("tencent-ssm:ap-guangzhou/im-key@v1"), Script(failure))
+    provider = stored(settings(), parse_source("tencent-ssm:ap-guangzhou/im-key@v1"), Script(failure))
     with pytest.raises(SecretUnavailable) as caught:
         provider.get()
     exc = caught.value
@@ -204,7 +209,7 @@ def test_a_fetch_failure_becomes_secret_unavailable_naming_source_and_code() -> 
 
 
 def test_an_unavailable_store_is_not_missing() -> None:
-    provider = StoredIdentity(settings(), parse_source("aws-ssm:/im/key"), Script(FetchFailed("ThrottlingException")))
+    provider = stored(settings(), parse_source("aws-ssm:/im/key"), Script(FetchFailed("ThrottlingException")))
     with pytest.raises(SecretUnavailable, match=r"could not be fetched: ThrottlingException$") as caught:
         provider.get()
     assert caught.value.missing is False
