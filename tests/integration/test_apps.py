@@ -110,16 +110,30 @@ def test_a_batch_mixing_both_apps_and_an_unknown_one(two_apps: tuple[Emulator, E
     assert [getattr(lines[r["messageId"]], "sdkappid", "absent") for r in records] == [APP_A, APP_B, None, None]
 
 
+def emf(text: str) -> list[dict[str, Any]]:
+    """The EMF documents powertools printed (one JSON object a line)."""
+    return [doc for doc in (json.loads(line) for line in text.splitlines() if line.startswith("{")) if "_aws" in doc]
+
+
 def test_one_payload_for_both_apps_and_http_taking_the_app_from_the_body(
-        two_apps: tuple[Emulator, Emulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        two_apps: tuple[Emulator, Emulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     a, b = two_apps
     task_a, task_b = tasks(a, b)
     dead = use(a, b, tmp_path, monkeypatch)
+    capsys.readouterr()
     # A direct payload carrying both apps' modifications, and a failure dead-lettered naming its app
     result = invoke([mod(task_a, APP_A), mod(task_b, APP_B), mod(999, APP_B)])
     assert [(r["TaskID"], r["ErrorCode"]) for r in result["results"]] == [(task_a, 0), (task_b, 0), (999, 90104)]
     [letter] = dead_letters(dead)
     assert letter["sdkappid"] == APP_B and letter["request"]["TaskID"] == 999
+    # The failure is counted once more with an sdkappid dimension, in a metric of its own
+    docs = emf(capsys.readouterr().out)
+    per_app = [d for d in docs if "sdkappid" in d]
+    assert [(d["sdkappid"], d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"]) for d in per_app] == [
+        (str(APP_B), "Failed_invalid")]
+    batch = [d for d in docs if "ModificationsSucceeded" in d]
+    assert len(batch) == 1 and "sdkappid" not in batch[0]  # the batch's own counts are not split by app
     # HTTP: the app comes from the body; without it, 400 naming Sdkappid
     body = json.dumps({"Type": "All", "SchedAt": "2031-07-02 10:00:00", "Sdkappid": APP_B})
     ok = invoke(http_event(f"/sched-tasks/{task_b}", body))
@@ -162,3 +176,30 @@ def test_bad_im_apps_fails_the_cold_start_naming_the_entry(monkeypatch: pytest.M
         invoke(mod(1, APP_A))
     assert str(caught.value).startswith("IM_APPS[1] (SDKAppID 1400000002): unknown \"Region\" 'atlantis'")
     assert KEY_B not in str(caught.value)
+
+
+def test_one_apps_refused_key_fails_only_that_app_and_no_key_leaks(
+        two_apps: tuple[Emulator, Emulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given app B configured with a key its server does not accept
+    a, b = two_apps
+    task_a, task_b = tasks(a, b)
+    wrong = "tp-test-wrong-key-b-5e4d3c2b1a09"
+    apps = [{"SDKAppID": APP_A, "Key": KEY_A, "Endpoint": a.url},
+            {"SDKAppID": APP_B, "Key": wrong, "Admin": ADMIN_B, "Endpoint": b.url}]
+    dead = tmp_path / "dead.jsonl"
+    configure(monkeypatch, {"IM_APPS": json.dumps(apps), "DEAD_LETTER": f"file:{dead}", "IM_RATE_LIMIT": "0"})
+    caplog.set_level(logging.DEBUG)
+    # When a batch interleaves both apps
+    records = [sqs_record(json.dumps(mod(task, app, f"2031-07-01 10:0{i}:00")))
+               for i, (task, app) in enumerate([(task_b, APP_B), (task_a, APP_A), (task_b, APP_B), (task_a, APP_A)])]
+    assert failed_ids(invoke(sqs_event(records))) == []
+    # Then B's fail as auth after one fresh signature each (70009 twice), and A's all apply first time
+    assert [code for _, _, code, _ in sent(b)] == [70009] * 4
+    assert [code for _, _, code, _ in sent(a)] == [0, 0]
+    letters = dead_letters(dead)
+    assert [(d["sdkappid"], d["error"]["code"], d["error"]["class"]) for d in letters] == [(APP_B, 70009, "auth")] * 2
+    # And no key reached a log line, a metric, a dead letter
+    text = caplog.text + "".join(str(r.__dict__) for r in caplog.records) + dead.read_text() + str(capsys.readouterr())
+    for key in (KEY_A, KEY_B, wrong):
+        assert key not in text
