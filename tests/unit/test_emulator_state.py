@@ -250,6 +250,8 @@ def test_settings_refuse_bad_values_and_hide_the_key() -> None:
         {"rate_limit": -1},
         {"content_mode": "patch"},
         {"list_filter_on": "x"},
+        {"other_apps": ((1400000001, "other"),)},  # the main app again
+        {"other_apps": ((1400000002, "k2"), (1400000002, "k3"))},
     ]
     for bad in bads:
         with pytest.raises(ValueError):
