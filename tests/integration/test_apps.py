@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from handler import config, lambda_handler
 from handler.apps import registry_for
 from handler.config import ConfigError
 from handler.deadletter import DeadLetters
-from handler.entry import route
+from handler.entry import deadline, route
 from handler.im.ratelimit import RateLimiter
 from handler.runtime import Runtime
 from handler.service import Modifier
@@ -157,9 +158,10 @@ def test_one_app_rate_limited_while_the_other_flows(two_apps: tuple[Emulator, Em
     # The waits are recorded rather than slept, so A's pause is still in force when B's turn comes
     apps = registry_for(settings, lambda sdkappid: RateLimiter(settings.rate_limit, sleep=waits[sdkappid].append))
     rt = Runtime(settings, Modifier(settings, apps, sleep=lambda _seconds: None), DeadLetters.from_settings(settings))
-    # When a payload carries A's modification first, then three of B's
-    result = route([mod(task_a, APP_A)] + [mod(task_b, APP_B, f"2031-07-01 10:0{i}:00") for i in range(3)],
-                   LocalContext(), rt, float("inf"))
+    # When a payload carries A's modification first, then three of B's (three tasks)
+    more_b = [add_task(b, app=APP_B, key=KEY_B, admin=ADMIN_B) for _ in range(2)]
+    result = route([mod(task_a, APP_A)] + [mod(task, APP_B) for task in (task_b, *more_b)],
+                   LocalContext(), rt, deadline(LocalContext(timeout_seconds=30)))
     # Then A was paused after each 60007 and got through on its third attempt
     assert [r["ErrorCode"] for r in result["results"]] == [0, 0, 0, 0]
     assert [code for _, _, code, _ in sent(a)] == [60007, 60007, 0]
@@ -203,3 +205,22 @@ def test_one_apps_refused_key_fails_only_that_app_and_no_key_leaks(
     text = caplog.text + "".join(str(r.__dict__) for r in caplog.records) + dead.read_text() + str(capsys.readouterr())
     for key in (KEY_A, KEY_B, wrong):
         assert key not in text
+
+
+def test_the_same_task_id_in_two_apps_is_ordered_as_two_tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given both apps holding a task with the same TaskID
+    with Emulator(EmulatorSettings(sdkappid=APP_A, key=KEY_A, rate_limit=0, first_task_id=7_000_000_001)) as a, \
+         Emulator(EmulatorSettings(sdkappid=APP_B, key=KEY_B, admins=(ADMIN_B,), rate_limit=0,
+                                   first_task_id=7_000_000_001)) as b:
+        task_a, task_b = tasks(a, b)
+        assert task_a == task_b
+        use(a, b, tmp_path, monkeypatch)
+        now = datetime.now(UTC)
+        newer, older = (now - timedelta(minutes=1)).isoformat(), (now - timedelta(minutes=2)).isoformat()
+        # When app A's task gets a newer change, then app B's an older one, then one payload changes both
+        first = invoke([{**mod(task_a, APP_A, "2031-07-01 10:01:00"), "IssuedAt": newer}])
+        second = invoke([{**mod(task_b, APP_B, "2031-07-01 10:02:00"), "IssuedAt": older}])
+        both = invoke([mod(task_a, APP_A, "2031-07-01 10:03:00"), mod(task_b, APP_B, "2031-07-01 10:04:00")])
+        # Then nothing was superseded: each app's task has its own order
+        assert [r["ErrorCode"] for r in first["results"] + second["results"] + both["results"]] == [0, 0, 0, 0]
+        assert (a.tasks()[0]["SchedAt"], b.tasks()[0]["SchedAt"]) == ("2031-07-01 10:03:00", "2031-07-01 10:04:00")
