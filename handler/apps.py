@@ -268,7 +268,6 @@ def registry_for(settings: Settings, limiter_for: LimiterFor | None = None,
     return Apps({identity.sdkappid: AppConfig(identity, base_url(settings.region, settings.endpoint))}, limiter_for)
 
 
-
 class OnlyApp:
     """The identity of the one app a registry serves, for code that signs for a single app."""
 
