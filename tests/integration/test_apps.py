@@ -23,6 +23,8 @@ from handler.entry import deadline, route
 from handler.im.ratelimit import RateLimiter
 from handler.runtime import Runtime
 from handler.service import Modifier
+from handler.state import dynamodb as dynamo_store
+from tests.fakes.moto_dynamodb import moto_dynamodb
 from tests.support.im import APP, KEY, add_task, dead_letters, modify_requests
 from tests.support.lambda_events import configure, failed_ids, http_event, sqs_event, sqs_record
 from timpush.context import LocalContext
@@ -224,3 +226,26 @@ def test_the_same_task_id_in_two_apps_is_ordered_as_two_tasks(tmp_path: Path, mo
         # Then nothing was superseded: each app's task has its own order
         assert [r["ErrorCode"] for r in first["results"] + second["results"] + both["results"]] == [0, 0, 0, 0]
         assert (a.tasks()[0]["SchedAt"], b.tasks()[0]["SchedAt"]) == ("2031-07-01 10:03:00", "2031-07-01 10:04:00")
+
+
+def test_with_the_fleet_store_each_app_has_its_own_budget_and_order_items(
+        two_apps: tuple[Emulator, Emulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the fleet's state in DynamoDB (moto), and app A's server answering 60007 once
+    a, b = two_apps
+    task_a, task_b = tasks(a, b)
+    a.add_faults([Fault("rate_limit", count=1, api="modify")])
+    with moto_dynamodb() as dynamo:
+        dynamo_store.forget_client()
+        try:
+            use(a, b, tmp_path, monkeypatch, IM_RATE_LIMIT="5", **dynamo.env)
+            # When one payload carries a modification for each app
+            result = invoke([mod(task_a, APP_A), mod(task_b, APP_B)])
+            items = {item["pk"]["S"]: item for item in dynamo.client().scan(TableName=dynamo.table)["Items"]}
+        finally:
+            dynamo_store.forget_client()
+    # Then both applied, A after its pause; each app's rate budget and each app's task are items of their own
+    assert [r["ErrorCode"] for r in result["results"]] == [0, 0]
+    assert [code for _, _, code, _ in sent(a)] == [60007, 0] and [code for _, _, code, _ in sent(b)] == [0]
+    rate_items = sorted(pk for pk in items if pk.startswith("rate#"))
+    assert rate_items == [f"rate#{APP_A}#modify_sched_task", f"rate#{APP_B}#modify_sched_task"]
+    assert sorted(pk for pk in items if pk.startswith("task#")) == [f"task#{APP_A}#{task_a}", f"task#{APP_B}#{task_b}"]
