@@ -17,14 +17,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from handler.apps import App, Registry, UnknownApp, registry_for
 from handler.compat import UTC
 from handler.config import ConfigError, Settings
 from handler.im import client, codes
 from handler.im.codes import ErrorClass, classify, meaning
 from handler.im.ratelimit import NoSlot, Pacer
-from handler.im.regions import base_url
-from handler.im.usersig import Identity, UserSigCache
-from handler.secrets import IdentityProvider, SecretUnavailable, provider_for
+from handler.im.usersig import Identity
+from handler.secrets import SecretUnavailable
 from handler.service import BACKOFF_BASE, BACKOFF_CAP, RATE_LIMIT_PAUSE
 from handler.state import open_pacing
 from timpush.redrive import print_table
@@ -36,7 +36,7 @@ CALL_BUDGET = 30.0  # seconds one call may take, retries and pacing included
 API_TIME = "%Y-%m-%d %H:%M:%S"
 COLUMNS = ("task", "type", "state", "SchedAt (UTC)", "SchedAt (local)", "title")
 
-Send = Callable[[client.Credentials, float], client.ImResult]
+Send = Callable[[str, client.Credentials, float], client.ImResult]  # base URL, credentials, read timeout
 
 
 class TaskError(Exception):
@@ -49,28 +49,27 @@ class TaskError(Exception):
 
 
 class Reader:
-    """Paced, signed, retried reads for one app; one per command run."""
+    """Paced, signed, retried reads for one app (``sdkappid``, required when several are configured)."""
 
-    def __init__(self, settings: Settings, identities: IdentityProvider | None = None) -> None:
-        self._identities = identities or provider_for(settings)
+    def __init__(self, settings: Settings, sdkappid: int | None = None, apps: Registry | None = None) -> None:
+        self._apps = apps or registry_for(settings)
+        self._sdkappid = sdkappid
         # the budget modifications have (the fleet's with IM_STATE_STORE), for each API as the server counts
         self._pacing = {api: open_pacing(settings.state_store, settings.rate_limit, settings.rate_fallback, api)
                         for api in (GET, LIST)}
         self._by_app: dict[tuple[str, int], Pacer] = {}
-        self._sigs = UserSigCache()
-        self._base = base_url(settings.region, settings.endpoint)
         self._max_attempts = settings.max_attempts
 
     def get(self, task_id: int) -> dict[str, Any]:
-        body = self._call(GET, lambda creds, wait: client.get_sched_task(self._base, creds, task_id, wait))
+        body = self._call(GET, lambda base, creds, wait: client.get_sched_task(base, creds, task_id, wait))
         info = body.get("TaskInfo")
         if not isinstance(info, dict):
             raise TaskError(codes.NOT_ENVELOPE, "the answer has no TaskInfo")
         return info
 
     def page(self, offset: int, want: int) -> tuple[int, list[dict[str, Any]]]:
-        body = self._call(LIST, lambda creds, wait: client.list_sched_task(self._base, creds, offset, want,
-                                                                           read_timeout=wait))
+        body = self._call(LIST, lambda base, creds, wait: client.list_sched_task(base, creds, offset, want,
+                                                                                 read_timeout=wait))
         tasks, total = body.get("Tasks"), body.get("Total")
         if not isinstance(tasks, list) or not isinstance(total, int):
             raise TaskError(codes.NOT_ENVELOPE, "the answer has no Total and Tasks")
@@ -78,16 +77,16 @@ class Reader:
 
     def _call(self, api: str, send: Send) -> dict[str, Any]:
         deadline = time.monotonic() + CALL_BUDGET
-        identity, refreshed = self._identity(), False
+        (app, identity), refreshed = self._app(), False
         for attempt in itertools.count(1):
             pacer = self._pacers(api, identity.sdkappid)
-            result = self._once(send, pacer, identity, deadline)
+            result = self._once(send, pacer, app, identity, deadline)
             if result.ok:
                 return result.body or {}
             error_class = classify(result.code, result.http_status)
             if error_class is ErrorClass.AUTH and not refreshed:  # rotated key or lapsed UserSig: once more
-                self._sigs.invalidate()
-                identity, refreshed = self._identity(force=True), True
+                app.sigs.invalidate()
+                (app, identity), refreshed = self._app(force=True), True
                 continue
             if error_class is not ErrorClass.RETRYABLE or attempt >= self._max_attempts:
                 raise TaskError(result.code, result.info)
@@ -102,17 +101,20 @@ class Reader:
             self._by_app[key] = self._pacing[api](app)
         return self._by_app[key]
 
-    def _once(self, send: Send, pacer: Pacer, identity: Identity, deadline: float) -> client.ImResult:
+    def _once(self, send: Send, pacer: Pacer, app: App, identity: Identity, deadline: float) -> client.ImResult:
         try:
             pacer.acquire(deadline)
         except NoSlot as exc:
             raise TaskError(codes.RATE_LIMITED, f"not sent: {exc}") from exc
-        creds = client.Credentials(identity.sdkappid, identity.admin, self._sigs.get(identity))
-        return send(creds, deadline - time.monotonic())
+        creds = client.Credentials(identity.sdkappid, identity.admin, app.sigs.get(identity))
+        return send(app.base, creds, deadline - time.monotonic())
 
-    def _identity(self, force: bool = False) -> Identity:
+    def _app(self, force: bool = False) -> tuple[App, Identity]:
+        """The app to read (its domain, UserSig cache) and who signs; ``force`` re-fetches a stored secret."""
         try:
-            return self._identities.get(force=force)
+            return self._apps.resolve(self._sdkappid, force)
+        except UnknownApp as exc:
+            raise TaskError(codes.INVALID_PARAMETERS, f"--sdkappid: {exc}") from exc
         except SecretUnavailable as exc:
             raise TaskError(exc.code, str(exc)) from exc
 
@@ -129,6 +131,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help=f"show at most N tasks (default {DEFAULT_LIMIT})")
     for each in (get, listing):
         each.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+        each.add_argument("--sdkappid", type=_task_id, metavar="N",
+                          help="the app to read; required when several are configured (IM_APPS)")
 
 
 def _task_id(text: str) -> int:
@@ -142,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from handler.config import settings
 
     try:
-        reader = Reader(settings())
+        reader = Reader(settings(), args.sdkappid)
     except ConfigError as exc:
         print(f"timpush tasks: configuration error: {exc}", file=sys.stderr)
         return 2

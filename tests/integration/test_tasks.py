@@ -136,3 +136,30 @@ def test_reads_take_slots_of_the_fleet_budget_per_api(
     runtime.reset()
     dynamo_store.forget_client()
     assert str(task) in capsys.readouterr().out
+
+
+def test_with_several_apps_sdkappid_chooses_the_app_to_read(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given two apps, each on its own emulator with its own key, configured with IM_APPS
+    other, other_key = 1400000002, "tp-test-tasks-second-key-4d5e6f"
+    with Emulator(EmulatorSettings(sdkappid=APP, key=KEY, admins=(ADMIN,), rate_limit=0)) as a, \
+         Emulator(EmulatorSettings(sdkappid=other, key=other_key, admins=(ADMIN,), rate_limit=0,
+                                   first_task_id=2_000_000_001)) as b:
+        add_task(a)
+        task_b = add_task(b, app=other, key=other_key)
+        apps = [{"SDKAppID": APP, "Key": KEY, "Endpoint": a.url}, {"SDKAppID": other, "Key": other_key,
+                                                                    "Endpoint": b.url}]
+        for name in ("IM_SDKAPPID", "IM_SECRET_KEY", "IM_SECRET_SOURCE", "IM_ENDPOINT"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("IM_APPS", json.dumps(apps))
+        runtime.reset()
+        # When the second app's task is read by its app, and then without naming one
+        assert main(["tasks", "get", str(task_b), "--sdkappid", str(other), "--json"]) == 0
+        found = json.loads(capsys.readouterr().out)["tasks"]
+        assert main(["tasks", "list"]) == 1
+        err = capsys.readouterr().err
+    # Then it came from the second app's own server, signed with its key; without --sdkappid it is refused
+    assert [t["TaskID"] for t in found] == [task_b]
+    assert [r["query"]["sdkappid"] for r in b.requests() if r["api"] == "get_sched_task"] == [str(other)]
+    assert "--sdkappid: required: this deployment serves several apps (1400000001, 1400000002)" in err
