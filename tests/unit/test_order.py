@@ -126,6 +126,14 @@ def test_a_later_entry_for_the_same_task_counts_as_newer() -> None:
         {"TaskID": 6, "Content": {}},
         {"TaskID": 5, "Content": None},  # null sets nothing
         "not an object",
-        {"TaskID": 5, "Sdkappid": 9, "SchedAt": "c"},  # another app's task 5
+        {"TaskID": 5, "Sdkappid": 9, "SchedAt": "c"},  # app 9's task 5: the same as those without an app
     ))
-    assert got == [frozenset({"SchedAt"}), frozenset(), frozenset(), frozenset(), frozenset(), frozenset()]
+    assert got == [frozenset({"SchedAt"}), frozenset({"SchedAt"}), frozenset(), frozenset({"SchedAt"}), frozenset(),
+                   frozenset()]
+
+
+def test_another_apps_task_of_the_same_number_is_another_task() -> None:
+    got = later_fields(_items({"TaskID": 5, "Sdkappid": 8, "SchedAt": "a"},
+                              {"TaskID": 5, "Sdkappid": 9, "SchedAt": "b"},
+                              {"TaskID": 5, "Sdkappid": 8, "Content": {}}))
+    assert got == [frozenset({"Content"}), frozenset(), frozenset()]
