@@ -13,31 +13,27 @@ from collections.abc import Sequence
 from handler.model import ORDERED_FIELDS, Item
 
 
-def later_fields(items: Sequence[Item]) -> list[frozenset[str]]:
+def later_fields(items: Sequence[Item], only_app: int | None = None) -> list[frozenset[str]]:
     """For each item, the ordered fields that a later item for the same task sets.
 
-    The same task: the same TaskID, and the same Sdkappid or one of the two without it (with one app that is
-    the app; with several an entry without it is refused, yet still holds back the value it meant to replace).
+    The same task: the same TaskID and app. An entry without Sdkappid is for ``only_app`` when the deployment
+    serves one app; with several it names no app (it is refused) and holds back only entries like it.
     """
-    seen: list[tuple[str, str, set[str]]] = []
+    seen: dict[tuple[str, str], set[str]] = {}
     out: list[frozenset[str]] = []
     for item in reversed(items):
-        key = _task(item.parsed)
-        if key is None:
-            out.append(frozenset())
-            continue
-        app, task = key
-        out.append(frozenset(name for other_app, other_task, names in seen if other_task == task
-                             and (not app or not other_app or app == other_app) for name in names))
-        seen.append((app, task, _fields(item.parsed)))
+        key = _task(item.parsed, only_app)
+        out.append(frozenset(seen.get(key, ())) if key else frozenset())
+        if key:
+            seen.setdefault(key, set()).update(_fields(item.parsed))
     return out[::-1]
 
 
-def _task(parsed: object) -> tuple[str, str] | None:
+def _task(parsed: object, only_app: int | None) -> tuple[str, str] | None:
     if not isinstance(parsed, dict) or isinstance(parsed.get("TaskID"), bool | float):
         return None
     task_id = str(parsed.get("TaskID", "")).lstrip("0")
-    app = parsed.get("Sdkappid")
+    app = parsed.get("Sdkappid", only_app)
     return ("" if app is None else str(app), task_id) if task_id.isdigit() else None
 
 

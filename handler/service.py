@@ -82,8 +82,8 @@ class Modifier:
     def apply_all(self, items: Sequence[Item], deadline: float, issue: Issue | None = None) -> list[Outcome]:
         """Apply a payload's modifications in turn; a later entry for the same task counts as newer."""
         issue = issue or Issue(datetime.now(UTC))
-        return [self.apply(item, deadline, issue, later) for item, later in zip(items, later_fields(items),
-                                                                                 strict=True)]
+        laters = later_fields(items, self._apps.only)
+        return [self.apply(item, deadline, issue, later) for item, later in zip(items, laters, strict=True)]
 
     def apply(self, item: Item, deadline: float, issue: Issue | None = None,
               later: frozenset[str] = frozenset()) -> Outcome:

@@ -120,16 +120,19 @@ def _items(*parsed: object) -> list[Item]:
 
 
 def test_a_later_entry_for_the_same_task_counts_as_newer() -> None:
-    got = later_fields(_items(
+    items = _items(
         {"TaskID": 5, "SchedAt": "a", "Content": {}},
         {"TaskID": "5", "SchedAt": "b"},
         {"TaskID": 6, "Content": {}},
         {"TaskID": 5, "Content": None},  # null sets nothing
         "not an object",
-        {"TaskID": 5, "Sdkappid": 9, "SchedAt": "c"},  # app 9's task 5: the same as those without an app
-    ))
-    assert got == [frozenset({"SchedAt"}), frozenset({"SchedAt"}), frozenset(), frozenset({"SchedAt"}), frozenset(),
-                   frozenset()]
+        {"TaskID": 5, "Sdkappid": 9, "SchedAt": "c"},
+    )
+    # one app, 9: an entry without Sdkappid is app 9's
+    assert later_fields(items, only_app=9) == [frozenset({"SchedAt"}), frozenset({"SchedAt"}), frozenset(),
+                                               frozenset({"SchedAt"}), frozenset(), frozenset()]
+    # several apps: app 9's task 5 is not the task of entries that name no app (they are refused)
+    assert later_fields(items) == [frozenset({"SchedAt"})] + [frozenset()] * 5
 
 
 def test_another_apps_task_of_the_same_number_is_another_task() -> None:
