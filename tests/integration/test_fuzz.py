@@ -300,7 +300,7 @@ def test_schedule_inputs(world: World, data: st.DataObject) -> None:
     result = lambda_handler(envelope, LocalContext(timeout_seconds=30))
     assert modify_requests(world.emu) == []
     if envelope["detail-type"] == "Scheduled Event":
-        assert result == {"redriven": 0, "kept": 0, "dropped_limit": 0} and dead_letters(world.dead) == []
+        assert result == {"redriven": 0, "kept": 0, "kept_at_limit": 0} and dead_letters(world.dead) == []
     else:
         assert result["dead_lettered"] == 1
         [letter] = dead_letters(world.dead)
