@@ -142,7 +142,7 @@ def breakdown(mods: list[dict[str, Any]], repeat: int = 5) -> dict[str, float]:
 
     parts: dict[str, Callable[[dict[str, Any]], object]] = {
         "whole invocation (network stubbed)": lambda mod: handler.lambda_handler(mod, LocalContext()),
-        "validation (pydantic)": lambda mod: validate(mod, sdkappid=support.APP, now=now),
+        "validation (handler.model)": lambda mod: validate(mod, sdkappid=support.APP, now=now),
         "outcome log line (powertools Logger)": lambda mod: logger.info("modification succeeded", extra=fields),
         "2 metrics + EMF flush (powertools Metrics)": lambda mod: metrics_once(),
     }
