@@ -81,28 +81,34 @@ class Settings:
 # --- how a value is read: the numbers the way they were read before (whitespace and _ allowed) ------------
 
 _UNREADABLE = "Input should be a valid string, unable to parse raw data as a unicode string"
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_INT = re.compile(r"[+-]?[0-9](?:_?[0-9])*(?:\.0+)?")
-_FLOAT = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)", re.IGNORECASE)
-_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # one that is not between two letters or digits
+# Patterns as text: ``re`` compiles each on its first use, so a cold start pays only for those its variables need.
+_SURROGATE = "[\ud800-\udfff]"
+_INT = r"[+-]?[0-9](?:_?[0-9])*(?:\.0+)?"
+_FLOAT = r"(?i)[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)"
+_UNDERSCORE = r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])"  # one that is not between two letters or digits
+
+
+def _unreadable(text: str) -> bool:
+    """A lone surrogate: os.environ's stand-in for bytes that are not UTF-8."""
+    return not text.isascii() and re.search(_SURROGATE, text) is not None
 
 
 def _readable(text: str) -> str:
-    if _SURROGATE.search(text):
+    if _unreadable(text):
         raise ValueError(_UNREADABLE)
     return text.strip()
 
 
 def _int(text: str) -> int:
     text = _readable(text)
-    if not _INT.fullmatch(text):
+    if not re.fullmatch(_INT, text):
         raise ValueError("Input should be a valid integer, unable to parse string as an integer")
     return int(text.split(".")[0])
 
 
 def _float(text: str) -> float:
     text = _readable(text)
-    if _UNDERSCORE.search(text) or not _FLOAT.fullmatch(text.replace("_", "")):
+    if re.search(_UNDERSCORE, text) or not re.fullmatch(_FLOAT, text.replace("_", "")):
         raise ValueError("Input should be a valid number, unable to parse string as a number")
     return float(text.replace("_", ""))
 
@@ -130,7 +136,7 @@ def _positive(parse: Callable[[str], float]) -> Callable[[str], float]:
 
 
 def _admin(text: str) -> str:
-    if _SURROGATE.search(text):
+    if _unreadable(text):
         raise ValueError(_UNREADABLE)
     if len(text) > ADMIN_MAX:
         raise ValueError(f"String should have at most {ADMIN_MAX} characters")
