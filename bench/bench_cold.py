@@ -5,6 +5,9 @@
   kind carrying one modification (configuration parsed, secret read from the environment, UserSig made, request
   sent, log line, metrics): a direct payload, an SQS batch of one record, an HTTP API (2.0) ``PATCH``.
 - **naive**: a process that imports ``bench.naive`` and sends one modification with it.
+- **direct, store configured**: the direct program with ``IM_STATE_STORE`` (DynamoDB, moto in server mode in the
+  parent process), against its own floor, **floor + DynamoDB call**: the floor that also imports boto3 and makes one
+  ``UpdateItem`` (the least a guarded modification needs) before its request.
 - **... before**: the same three handler programs run on the handler as it was at ``BEFORE`` (pydantic models),
   taken from git into a temporary folder, so that before and after are measured side by side in one run.
 
@@ -24,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,9 @@ PATHS = ("direct", "SQS", "HTTP")
 WARMUP = 2
 GOAL = 1.5
 STRETCH = 1.3
+STORE, STORE_FLOOR = "direct, store configured", "floor + DynamoDB call"
+FLOOR_OF = {STORE: STORE_FLOOR}
+OWN = "handler's own modules"  # every other candidate is judged against "floor"
 
 # Every program ends with done(failed): the clock stops when the modification is done, not after the
 # interpreter has torn itself down (garbage collection and module teardown, which Lambda never does between
@@ -103,6 +109,32 @@ def scripts(url: str, mod: dict[str, Any]) -> dict[str, str]:
     return programs
 
 
+def store_programs(programs: dict[str, str], table: str) -> dict[str, str]:
+    """The store row and its floor: the floor's request preceded by boto3 and one conditional UpdateItem."""
+    dynamo = (
+        "import boto3\n"
+        "from botocore.config import Config\n"
+        "client = boto3.session.Session().client('dynamodb', config=Config(connect_timeout=0.5, read_timeout=0.8,"
+        " retries={'mode': 'standard', 'max_attempts': 2}))\n"
+        f"client.update_item(TableName={table!r}, Key={{'pk': {{'S': 'floor'}}}}, UpdateExpression='SET n = :n',"
+        " ConditionExpression='attribute_not_exists(lease_owner)', ExpressionAttributeValues={':n': {'N': '1'}})\n"
+    )
+    return {STORE_FLOOR: programs["floor"].replace("import requests\n", "import requests\n" + dynamo, 1),
+            STORE: programs["direct"]}
+
+
+@contextmanager
+def store_env() -> Iterator[tuple[dict[str, str], str] | None]:
+    """The variables that point a process at a DynamoDB table in moto, or None without moto."""
+    try:
+        from tests.fakes.moto_dynamodb import moto_dynamodb
+    except ImportError:
+        yield None
+        return
+    with moto_dynamodb() as dynamo:
+        yield dynamo.env, dynamo.table
+
+
 @contextmanager
 def before_tree() -> Iterator[Path | None]:
     """A folder holding ``handler/`` as it was at BEFORE, or None when git or pydantic is not at hand."""
@@ -132,18 +164,20 @@ def by_dependency(stderr: str) -> dict[str, float]:
     """``-X importtime``'s cumulative ms per top-level package the handler imports (what it pulls in included).
 
     A package counts when a handler module (or the program, for ``handler`` itself) imports it, at import or
-    at the first invocation; ``stdlib`` sums the standard-library modules handler modules import themselves.
+    at the first invocation; ``stdlib`` sums the standard-library modules handler modules import themselves;
+    OWN is the handler's modules' own time (their code, without what they import).
     Modules already loaded by the interpreter or by an earlier import cost nothing and are not listed.
     """
     entries = []
     for line in stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
-        _, cumulative_us, field = line.removeprefix("import time:").split("|")
-        entries.append(((len(field) - len(field.lstrip()) - 1) // 2, field.strip(), int(cumulative_us) / 1000))
+        own_us, cumulative_us, field = line.removeprefix("import time:").split("|")
+        entries.append(((len(field) - len(field.lstrip()) - 1) // 2, field.strip(), int(own_us) / 1000,
+                        int(cumulative_us) / 1000))
     totals: dict[str, float] = {}
     ancestors: list[tuple[int, str]] = []  # children come before their parent: walk backwards
-    for level, name, cumulative in reversed(entries):
+    for level, name, own, cumulative in reversed(entries):
         while ancestors and ancestors[-1][0] >= level:
             ancestors.pop()
         top = name.split(".")[0]
@@ -151,8 +185,8 @@ def by_dependency(stderr: str) -> dict[str, float]:
         if top != "handler" and chain and set(chain) == {"handler"}:
             key = "stdlib" if top in sys.stdlib_module_names else top
             totals[key] = totals.get(key, 0.0) + cumulative
-        elif name == "handler" and not chain:
-            totals["handler (all of it)"] = cumulative
+        if top == "handler":
+            totals[OWN] = totals.get(OWN, 0.0) + own
         ancestors.append((level, name))
     return totals
 
@@ -171,23 +205,30 @@ def modules_loaded(script: str, env: dict[str, str], cwd: Path) -> int:
 
 
 def run(runs: int = RUNS) -> tuple[str, dict[str, Any]]:
-    with (support.emulator(rate_limit=0, tasks=1) as served, tempfile.TemporaryDirectory() as tmp,
-          before_tree() as before):
+    with ExitStack() as stack:
+        served = stack.enter_context(support.emulator(rate_limit=0, tasks=1))
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        before, store = stack.enter_context(before_tree()), stack.enter_context(store_env())
         env = support.handler_env(served.url, Path(tmp) / "dead-letters.jsonl", rate_limit=5)
-        programs = {name: (script, support.ROOT) for name, script in
-                    scripts(served.url, support.modification(served.tasks[0], 0)).items()}
+        scripted = scripts(served.url, support.modification(served.tasks[0], 0))
+        envs = dict.fromkeys(scripted, env)
+        if store is not None:
+            scripted.update(store_programs(scripted, store[1]))
+            envs.update(dict.fromkeys((STORE, STORE_FLOOR), {**env, **store[0]}))
+        programs = {name: (script, support.ROOT) for name, script in scripted.items()}
         if before is not None:
             programs.update({f"{path} before": (programs[path][0], before) for path in PATHS})
+            envs.update({f"{path} before": env for path in PATHS})
         names = list(programs)
         for _ in range(WARMUP):
             for name in names:
-                _once(programs[name][0], env, programs[name][1])
+                _once(programs[name][0], envs[name], programs[name][1])
         times: dict[str, list[float]] = {name: [] for name in names}
         for index in range(runs):
             for name in names[index % len(names):] + names[: index % len(names)]:
-                times[name].append(_once(programs[name][0], env, programs[name][1])[0])
+                times[name].append(_once(programs[name][0], envs[name], programs[name][1])[0])
         deps = {name: imports(*programs[name], env) for name in ("direct", "direct before") if name in programs}
-        loaded = {name: modules_loaded(programs[name][0], env, programs[name][1]) for name in names}
+        loaded = {name: modules_loaded(programs[name][0], envs[name], programs[name][1]) for name in names}
     result = {"times": times, "imports": deps, "modules": loaded}
     return report(result, runs), result
 
@@ -200,20 +241,21 @@ def _goal(ratio: float) -> str:
 
 def report(result: dict[str, Any], runs: int) -> str:
     times, loaded = result["times"], result["modules"]
-    floor = times["floor"]
     rows = []
     for name in times:
+        floor = times[FLOOR_OF.get(name, "floor")]
         ratios = [mine / base for mine, base in zip(times[name], floor, strict=True)]
         low, high = support.quartiles(ratios)
-        judged = name in PATHS
+        judged = name in PATHS or name in FLOOR_OF
         rows.append([name, support.ms(support.median(times[name]), 1), support.ms(min(times[name]), 1),
                      f"{statistics.median(ratios):.2f}", f"{low:.2f}-{high:.2f}", loaded[name],
                      _goal(statistics.median(ratios)) if judged else ""])
     text = support.table(
         f"Cold start: new process to one modification done ({runs} interleaved rounds)",
         ["candidate", "median ms", "best ms", "ratio vs floor", "ratio IQR", "modules loaded", "goal"], rows,
-        note=f"ratio: median over rounds of (candidate / floor in the same round); IQR: its quartiles. "
-             f"\"before\": the handler at {BEFORE} (pydantic), run in the same rounds.")
+        note=f"ratio: median over rounds of (candidate / its floor in the same round); IQR: its quartiles. "
+             f"\"before\": the handler at {BEFORE} (pydantic), run in the same rounds. The store row's floor is "
+             f"\"{STORE_FLOOR}\"; every other row's is \"floor\".")
     deps = result["imports"]
     if deps:
         columns = list(deps)
