@@ -107,8 +107,9 @@ def _int(text: str) -> int:
 
 
 def _float(text: str) -> float:
+    spaced = "_" in text and text != text.strip()  # underscores are taken only in a number without spaces
     text = _readable(text)
-    if re.search(_UNDERSCORE, text) or not re.fullmatch(_FLOAT, text.replace("_", "")):
+    if spaced or re.search(_UNDERSCORE, text) or not re.fullmatch(_FLOAT, text.replace("_", "")):
         raise ValueError("Input should be a valid number, unable to parse string as a number")
     return float(text.replace("_", ""))
 

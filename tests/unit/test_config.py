@@ -68,6 +68,8 @@ def test_values_are_read_as_they_always_were(env: dict[str, str], field: str, va
 @pytest.mark.parametrize(("env", "message"), [
     ({"IM_RATE_LIMIT": "nan"}, "IM_RATE_LIMIT: Input should be greater than or equal to 0"),
     ({"IM_RATE_LIMIT": "1__0"}, "IM_RATE_LIMIT: Input should be a valid number, unable to parse string as a number"),
+    ({"IM_RATE_LIMIT": " 1_0"}, "IM_RATE_LIMIT: Input should be a valid number, unable to parse string as a number"),
+    ({"IM_RATE_FALLBACK": "0"}, "IM_RATE_FALLBACK: Input should be greater than 0"),
     ({"IM_SDKAPPID": "1e3"}, "IM_SDKAPPID: Input should be a valid integer, unable to parse string as an integer"),
     ({"IM_SDKAPPID": "0"}, "IM_SDKAPPID: Input should be greater than 0"),
     ({"IM_MAX_ATTEMPTS": "21"}, "IM_MAX_ATTEMPTS: Input should be less than or equal to 20"),
@@ -77,8 +79,8 @@ def test_values_are_read_as_they_always_were(env: dict[str, str], field: str, va
     ({"DEAD_LETTER_ROUTES": "[" * 100_000}, "DEAD_LETTER_ROUTES: Value error, nested too deeply"),
     ({"IM_SDKAPPID": "x", "IM_REGION": "mars", "IM_RATE_LIMIT": "-1"},
      "IM_SDKAPPID: Input should be a valid integer, unable to parse string as an integer; IM_REGION: Value error"),
-], ids=["nan", "double-underscore", "exponent-int", "zero", "above-max", "too-long", "unreadable", "region",
-        "deep-json", "several-in-field-order"])
+], ids=["nan", "double-underscore", "spaced-underscore", "fallback-zero", "exponent-int", "zero", "above-max",
+        "too-long", "unreadable", "region", "deep-json", "several-in-field-order"])
 def test_messages_name_the_variable_and_say_why(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load({**BASE, **env})
