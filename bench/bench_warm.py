@@ -14,6 +14,7 @@ every candidate alike; the figure is the median over rounds of (round time / N).
 
 from __future__ import annotations
 
+import itertools
 import json
 import tempfile
 import time
@@ -46,9 +47,14 @@ def _handler(url: str, mods: list[dict[str, Any]]) -> Callable[[], int]:
     return run
 
 
+# Each message later than the one before: the same SentTimestamp on every round would make the task order
+# (DESIGN "Order") take every later modification of a task for a redelivery and send nothing.
+_SENT = itertools.count(int(time.time() * 1000))
+
+
 def _sqs_record(index: int, mod: dict[str, Any]) -> dict[str, Any]:
     return {"messageId": f"bench-{index}", "receiptHandle": f"rh-{index}", "body": json.dumps(mod),
-            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1780300800000",
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(next(_SENT)),
                            "SenderId": "AIDAIENQZJOLO23YVJ4VO", "ApproximateFirstReceiveTimestamp": "1780300800100"},
             "messageAttributes": {}, "md5OfBody": "-", "eventSource": "aws:sqs",
             "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:timpush-bench-work", "awsRegion": "us-east-1"}

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 from handler.compat import UTC
 from handler.im.codes import INVALID_PARAMETERS, SCHED_TIME_PASSED
@@ -180,6 +180,8 @@ def format_issued_at(when: datetime) -> str:
 
 # --- the modification ----------------------------------------------------------------------------
 
+_T = TypeVar("_T")
+
 
 @dataclass(frozen=True)
 class Modification:
@@ -238,15 +240,15 @@ class _Context:
         self.kind = kind  # the task's Type when it is valid, for the rules that depend on it
 
 
-def _expect(value: object, kind: type, name: str) -> None:
+def _expect(value: object, kind: type[_T], name: str) -> _T:
     """Strict types: JSON's true is not an integer, 5.0 is not an integer, "5" is not a number."""
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise Invalid(f"expected {name}, got {_show(value)}")
+    return value
 
 
 def _int_in(value: object, low: int, high: int) -> int:
-    _expect(value, int, "an integer")
-    assert isinstance(value, int)  # noqa: S101  (for mypy: _expect refused everything else)
+    value = _expect(value, int, "an integer")
     if value < low:
         raise Invalid(f"must be at least {low}, got {_show(value)}")
     if value > high:
@@ -256,8 +258,7 @@ def _int_in(value: object, low: int, high: int) -> int:
 
 def _name(value: object) -> str:
     """A non-empty string the API can read (an account, a tag)."""
-    _expect(value, str, "a string")
-    assert isinstance(value, str)  # noqa: S101
+    value = _expect(value, str, "a string")
     if _has_surrogate(value):
         raise Invalid(_UNREADABLE)
     if not value:
@@ -265,9 +266,8 @@ def _name(value: object) -> str:
     return value
 
 
-def _text(value: object) -> object:
-    _expect(value, str, "a string")
-    return value
+def _text(value: object) -> str:
+    return _expect(value, str, "a string")
 
 
 def _task_id(value: object, _: _Context) -> int:
@@ -294,16 +294,14 @@ def _type(value: object, _: _Context) -> str:
 
 
 def _sched_at(value: object, context: _Context) -> str:
-    _expect(value, str, "a string")
-    when = parse_sched_at(str(value))
+    when = parse_sched_at(_expect(value, str, "a string"))
     if when <= _aware(context.now):
         raise Invalid(f"{when.strftime(API_TIME)} is not in the future", LOCAL_TOO_LATE)
     return when.strftime(API_TIME)
 
 
 def _issued_at(value: object, context: _Context) -> str:
-    _expect(value, str, "a string")
-    when = parse_issued_at(str(value))
+    when = parse_issued_at(_expect(value, str, "a string"))
     if when > _aware(context.now) + ISSUED_AHEAD_MAX:
         raise Invalid(f"{format_issued_at(when)} is more than {ISSUED_AHEAD_MAX.seconds // 60} minutes in the future")
     return format_issued_at(when)
@@ -316,8 +314,7 @@ def _content(value: object, _: _Context) -> dict[str, Any]:
 
 
 def _sdkappid(value: object, context: _Context) -> int:
-    _expect(value, int, "an integer")
-    assert isinstance(value, int)  # noqa: S101
+    value = _expect(value, int, "an integer")
     if context.sdkappid is not None and value != context.sdkappid:
         raise Invalid(SDKAPPID_MISMATCH.format(got=_show(value), expected=context.sdkappid))
     return value
@@ -403,8 +400,9 @@ def _names(value: object, loc: _Loc, problems: _Problems, most: int, each: Calla
         problems.run((*loc, index), each, item)
 
 
-def _object(value: object, loc: _Loc, problems: _Problems) -> bool:
-    """True when ``value`` is an object whose keys can be read (null is refused: it would clear nothing)."""
+def _object(value: object, loc: _Loc, problems: _Problems) -> dict[Any, Any] | None:
+    """``value`` when it is an object whose keys can be read, else None with the problem recorded (null is refused
+    too: it would clear nothing)."""
     if value is None:
         problems.add(loc, "expected an object, got null")
     elif not isinstance(value, dict):
@@ -412,8 +410,8 @@ def _object(value: object, loc: _Loc, problems: _Problems) -> bool:
     elif _unreadable_key(value):
         problems.add(loc, _UNREADABLE)
     else:
-        return True
-    return False
+        return value
+    return None
 
 
 def _only_for(wanted: str, loc: _Loc, context: _Context, problems: _Problems) -> bool:
@@ -423,11 +421,11 @@ def _only_for(wanted: str, loc: _Loc, context: _Context, problems: _Problems) ->
     return True
 
 
-def _condition(cond: object, loc: _Loc, problems: _Problems) -> None:
+def _condition(value: object, loc: _Loc, problems: _Problems) -> None:
     """Unknown keys are refused: a misspelt condition would widen the audience of a push."""
-    if not _object(cond, loc, problems):
+    cond = _object(value, loc, problems)
+    if cond is None:
         return
-    assert isinstance(cond, dict)  # noqa: S101
     for key in _TAG_KEYS:
         if key in cond:
             _names(cond[key], (*loc, key), problems, TAGS_MAX, _tag)
@@ -443,10 +441,10 @@ def _condition(cond: object, loc: _Loc, problems: _Problems) -> None:
             problems.add((*loc, key), f"unknown field (expected one of {_CONDITION_FIELDS})")
 
 
-def _push_info(info: object, loc: _Loc, problems: _Problems) -> None:
-    if not _object(info, loc, problems):
+def _push_info(value: object, loc: _Loc, problems: _Problems) -> None:
+    info = _object(value, loc, problems)
+    if info is None:
         return
-    assert isinstance(info, dict)  # noqa: S101
     for key in ("Title", "Desc", "Ext"):
         if key in info:
             problems.run((*loc, key), _text, info[key])
@@ -457,7 +455,7 @@ def _push_info(info: object, loc: _Loc, problems: _Problems) -> None:
 def _content_parts(content: dict[Any, Any], context: _Context, problems: _Problems) -> None:
     """The known parts of ``Content``, in this order; unknown keys pass through to the API unchecked."""
     loc: _Loc = ("Content",)
-    if not _object(content, loc, problems):
+    if _object(content, loc, problems) is None:
         return
     if "To_Account" in content and _only_for("User", (*loc, "To_Account"), context, problems):
         _names(content["To_Account"], (*loc, "To_Account"), problems, TO_ACCOUNT_MAX, _name)

@@ -79,7 +79,7 @@ def partial_response(records: list[Any], on_record: Callable[[SQSRecord], None],
             continue
         try:
             on_record(message)
-        except Exception:  # noqa: S112  # listed for redelivery; on_record logs what it did not expect
+        except Exception:  # listed for redelivery; on_record logs what it did not expect
             failed.append(message)
             if group:
                 failed_groups.add(group)
