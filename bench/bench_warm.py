@@ -47,8 +47,8 @@ def _handler(url: str, mods: list[dict[str, Any]]) -> Callable[[], int]:
     return run
 
 
-# Each message later than the one before: the same SentTimestamp on every round would make the task order
-# (DESIGN "Order") take every later modification of a task for a redelivery and send nothing.
+# Each message later than the one before, every round: a SentTimestamp seen before would make the task order
+# (DESIGN "Order") take the modification for a redelivery of one already applied, and send nothing.
 _SENT = itertools.count(int(time.time() * 1000))
 
 
@@ -69,7 +69,12 @@ def _sqs(url: str, mods: list[dict[str, Any]]) -> Callable[[], int]:
               for start in range(0, len(mods), BATCH)]
 
     def run() -> int:
-        return sum(len(lambda_handler(event, LocalContext())["batchItemFailures"]) for event in events)
+        failed = 0
+        for event in events:
+            for record in event["Records"]:  # a fresh send time (~0.1 us a record, against ~500 us of work)
+                record["attributes"]["SentTimestamp"] = str(next(_SENT))
+            failed += len(lambda_handler(event, LocalContext())["batchItemFailures"])
+        return failed
 
     return run
 
