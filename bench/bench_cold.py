@@ -132,7 +132,10 @@ def store_env() -> Iterator[tuple[dict[str, str], str] | None]:
         yield None
         return
     with moto_dynamodb() as dynamo:
-        yield dynamo.env, dynamo.table
+        try:
+            yield dynamo.env, dynamo.table
+        finally:
+            dynamo.server.reset()  # moto keeps its tables in this process: leave none for the next benchmark
 
 
 @contextmanager
