@@ -1,6 +1,8 @@
 """Configuration: one validated object, parsed once per process from the environment (DESIGN table).
 
 A bad value fails with one message naming the variable, at cold start, before any message is touched.
+Each variable has one parser; the messages keep the wording they had when pydantic parsed them, so logs and
+alarms that match them keep working. Plain Python because this runs at every cold start (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -8,96 +10,67 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import cache
-from typing import Annotated
-
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from handler.im.regions import REGION_DOMAINS
 
 SINK_PREFIXES = ("file:", "sqs:", "tdmq-cmq:")
-_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_TABLE_NAME = r"[A-Za-z0-9_.-]{3,255}"
 CLASS_NAMES = frozenset({"invalid", "too_late", "retryable", "auth", "unknown"})
+ADMIN_MAX = 32  # characters; the IM admin identifier's limit
+MAX_ATTEMPTS_MAX = 20
 
 
 class ConfigError(Exception):
     """The environment is wrong; the message names the variable and never holds a secret."""
 
 
-def _check_sink(value: str, var: str) -> str:
-    if not value.startswith(SINK_PREFIXES) or len(value.split(":", 1)[1]) == 0:
-        raise ValueError(f"{var} must be file:PATH, sqs:QUEUE_URL or tdmq-cmq:REGION/QUEUE, got {value!r}")
-    return value
+class Secret:
+    """A value that never shows in a repr, a log or an exception (the app key)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
 
 
-class Settings(BaseModel):
-    """Every variable the function reads. Field aliases are the variable names."""
+@dataclass(frozen=True)
+class Settings:
+    """Every variable the function reads (``VARIABLES`` names them), parsed and checked by ``load``."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
-
-    sdkappid: Annotated[int | None, Field(alias="IM_SDKAPPID", gt=0)] = None
-    admin: Annotated[str | None, Field(alias="IM_ADMIN", min_length=1, max_length=32)] = None
-    secret_key: Annotated[SecretStr | None, Field(alias="IM_SECRET_KEY")] = None
-    secret_source: Annotated[str | None, Field(alias="IM_SECRET_SOURCE")] = None
-    secret_max_age: Annotated[int, Field(alias="IM_SECRET_MAX_AGE", ge=0)] = 300
-    region: Annotated[str, Field(alias="IM_REGION")] = "china"
-    endpoint: Annotated[str | None, Field(alias="IM_ENDPOINT")] = None
-    rate_limit: Annotated[float, Field(alias="IM_RATE_LIMIT", ge=0)] = 5.0
-    rate_fallback: Annotated[float, Field(alias="IM_RATE_FALLBACK", gt=0)] = 1.0
-    max_receives: Annotated[int, Field(alias="IM_MAX_RECEIVES", ge=1)] = 5
-    max_attempts: Annotated[int, Field(alias="IM_MAX_ATTEMPTS", ge=1, le=20)] = 4
-    dead_letter: Annotated[str, Field(alias="DEAD_LETTER")] = "file:dead-letters.jsonl"
-    dead_letter_routes: Annotated[dict[str, str], Field(alias="DEAD_LETTER_ROUTES")] = {}
-    work_queue: Annotated[str | None, Field(alias="WORK_QUEUE")] = None
-    tencent_ssm_endpoint: Annotated[str | None, Field(alias="TENCENTCLOUD_SSM_ENDPOINT")] = None
-    state_store: Annotated[str | None, Field(alias="IM_STATE_STORE")] = None
+    sdkappid: int | None = None
+    admin: str | None = None
+    secret_key: Secret | None = None
+    secret_source: str | None = None
+    secret_max_age: int = 300
+    region: str = "china"
+    endpoint: str | None = None
+    rate_limit: float = 5.0
+    rate_fallback: float = 1.0
+    max_receives: int = 5
+    max_attempts: int = 4
+    dead_letter: str = "file:dead-letters.jsonl"
+    dead_letter_routes: dict[str, str] = field(default_factory=dict)
+    work_queue: str | None = None
+    tencent_ssm_endpoint: str | None = None
+    state_store: str | None = None
     # Several apps (DESIGN IM_APPS): kept as the raw JSON text; handler.apps parses it with plain functions
     # when the process's apps are built, so every problem names IM_APPS and the entry.
-    apps_json: Annotated[SecretStr | None, Field(alias="IM_APPS")] = None  # holds keys: kept out of repr
-
-    @field_validator("region")
-    @classmethod
-    def _known_region(cls, value: str) -> str:
-        if value not in REGION_DOMAINS:
-            raise ValueError(f"unknown region {value!r}; one of {', '.join(REGION_DOMAINS)}")
-        return value
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint_url(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https://, got {value!r}")
-        return value.rstrip("/") if value else None
-
-    @field_validator("state_store")
-    @classmethod
-    def _state_store(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        scheme, _, table = value.partition(":")
-        if scheme != "dynamodb" or not _TABLE_NAME.fullmatch(table):
-            raise ValueError(f"must be dynamodb:TABLE (3-255 of A-Z a-z 0-9 _ . -), got {value!r}")
-        return value
-
-    @field_validator("dead_letter")
-    @classmethod
-    def _dead_letter_sink(cls, value: str) -> str:
-        return _check_sink(value, "DEAD_LETTER")
-
-    @field_validator("dead_letter_routes", mode="before")
-    @classmethod
-    def _routes_json(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = json.loads(value) if value.strip() else {}
-        if not isinstance(value, dict):
-            raise ValueError("must be a JSON object from an error class or code to a sink")
-        for key, sink in value.items():
-            if key not in CLASS_NAMES and not key.lstrip("-").isdigit():
-                raise ValueError(f"key {key!r} is neither an error class ({', '.join(sorted(CLASS_NAMES))}) "
-                                 "nor a code")
-            _check_sink(str(sink), f"DEAD_LETTER_ROUTES[{key!r}]")
-        return value
+    apps_json: Secret | None = None  # holds keys: kept out of repr
 
     @property
     def identity_from_env(self) -> bool:
@@ -105,27 +78,164 @@ class Settings(BaseModel):
         return self.secret_source is None
 
 
-def _describe(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        var = str(item["loc"][0]) if item["loc"] else "configuration"
-        parts.append(f"{var}: {item['msg']}")
-    return "; ".join(parts)
+# --- how a value is read: the numbers the way they were read before (whitespace and _ allowed) ------------
+
+_UNREADABLE = "Input should be a valid string, unable to parse raw data as a unicode string"
+# Patterns as text: ``re`` compiles each on its first use, so a cold start pays only for those its variables need.
+_SURROGATE = "[\ud800-\udfff]"
+_INT = r"[+-]?[0-9](?:_?[0-9])*(?:\.0+)?"
+_FLOAT = r"(?i)[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)"
+_UNDERSCORE = r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])"  # one that is not between two letters or digits
+
+
+def _unreadable(text: str) -> bool:
+    """A lone surrogate: os.environ's stand-in for bytes that are not UTF-8."""
+    return not text.isascii() and re.search(_SURROGATE, text) is not None
+
+
+def _readable(text: str) -> str:
+    if _unreadable(text):
+        raise ValueError(_UNREADABLE)
+    return text.strip()
+
+
+def _int(text: str) -> int:
+    text = _readable(text)
+    if not re.fullmatch(_INT, text):
+        raise ValueError("Input should be a valid integer, unable to parse string as an integer")
+    return int(text.split(".")[0])
+
+
+def _float(text: str) -> float:
+    spaced = "_" in text and text != text.strip()  # underscores are taken only in a number without spaces
+    text = _readable(text)
+    if spaced or re.search(_UNDERSCORE, text) or not re.fullmatch(_FLOAT, text.replace("_", "")):
+        raise ValueError("Input should be a valid number, unable to parse string as a number")
+    return float(text.replace("_", ""))
+
+
+def _at_least(parse: Callable[[str], float], low: float, high: float | None = None) -> Callable[[str], float]:
+    def read(text: str) -> float:
+        value = parse(text)
+        if not value >= low:  # not "<": NaN is refused too
+            raise ValueError(f"Input should be greater than or equal to {low:g}")
+        if high is not None and value > high:
+            raise ValueError(f"Input should be less than or equal to {high:g}")
+        return value
+
+    return read
+
+
+def _positive(parse: Callable[[str], float]) -> Callable[[str], float]:
+    def read(text: str) -> float:
+        value = parse(text)
+        if not value > 0:  # NaN is refused too
+            raise ValueError("Input should be greater than 0")
+        return value
+
+    return read
+
+
+def _admin(text: str) -> str:
+    if _unreadable(text):
+        raise ValueError(_UNREADABLE)
+    if len(text) > ADMIN_MAX:
+        raise ValueError(f"String should have at most {ADMIN_MAX} characters")
+    return text
+
+
+# --- the checks each variable states (their messages start "Value error, ", as they always have) -----------
+
+
+class _Rule(ValueError):
+    def __init__(self, message: str) -> None:
+        super().__init__(f"Value error, {message}")
+
+
+def _check_sink(value: str, var: str) -> str:
+    if not value.startswith(SINK_PREFIXES) or len(value.split(":", 1)[1]) == 0:
+        raise _Rule(f"{var} must be file:PATH, sqs:QUEUE_URL or tdmq-cmq:REGION/QUEUE, got {value!r}")
+    return value
+
+
+def _region(value: str) -> str:
+    if value not in REGION_DOMAINS:
+        raise _Rule(f"unknown region {value!r}; one of {', '.join(REGION_DOMAINS)}")
+    return value
+
+
+def _endpoint(value: str) -> str | None:
+    if not value.startswith(("http://", "https://")):
+        raise _Rule(f"must start with http:// or https://, got {value!r}")
+    return value.rstrip("/")
+
+
+def _routes(text: str) -> dict[str, str]:
+    try:
+        value = json.loads(text) if text.strip() else {}
+    except ValueError as exc:
+        raise _Rule(str(exc)) from None
+    except RecursionError:
+        raise _Rule("nested too deeply to be read") from None
+    if not isinstance(value, dict):
+        raise _Rule("must be a JSON object from an error class or code to a sink")
+    for key, sink in value.items():
+        if key not in CLASS_NAMES and not key.lstrip("-").isdigit():
+            raise _Rule(f"key {key!r} is neither an error class ({', '.join(sorted(CLASS_NAMES))}) nor a code")
+        _check_sink(str(sink), f"DEAD_LETTER_ROUTES[{key!r}]")
+    return value
+
+
+def _state_store(value: str) -> str:
+    scheme, _, table = value.partition(":")
+    if scheme != "dynamodb" or not re.fullmatch(_TABLE_NAME, table):
+        raise _Rule(f"must be dynamodb:TABLE (3-255 of A-Z a-z 0-9 _ . -), got {value!r}")
+    return value
+
+
+def _same(text: str) -> str:
+    return text
+
+
+# Field, variable, parser; in this order problems are listed.
+VARIABLES: tuple[tuple[str, str, Callable[[str], object]], ...] = (
+    ("sdkappid", "IM_SDKAPPID", _positive(_int)),
+    ("admin", "IM_ADMIN", _admin),
+    ("secret_key", "IM_SECRET_KEY", Secret),
+    ("secret_source", "IM_SECRET_SOURCE", _same),
+    ("secret_max_age", "IM_SECRET_MAX_AGE", _at_least(_int, 0)),
+    ("region", "IM_REGION", _region),
+    ("endpoint", "IM_ENDPOINT", _endpoint),
+    ("rate_limit", "IM_RATE_LIMIT", _at_least(_float, 0)),
+    ("rate_fallback", "IM_RATE_FALLBACK", _positive(_float)),
+    ("max_receives", "IM_MAX_RECEIVES", _at_least(_int, 1)),
+    ("max_attempts", "IM_MAX_ATTEMPTS", _at_least(_int, 1, MAX_ATTEMPTS_MAX)),
+    ("dead_letter", "DEAD_LETTER", lambda value: _check_sink(value, "DEAD_LETTER")),
+    ("dead_letter_routes", "DEAD_LETTER_ROUTES", _routes),
+    ("work_queue", "WORK_QUEUE", _same),
+    ("tencent_ssm_endpoint", "TENCENTCLOUD_SSM_ENDPOINT", _same),
+    ("state_store", "IM_STATE_STORE", _state_store),
+    ("apps_json", "IM_APPS", Secret),
+)
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:
-    """Parse the environment; raise ConfigError naming each bad variable."""
+    """Parse the environment; raise ConfigError naming each bad variable (an empty one counts as unset)."""
     env = os.environ if environ is None else environ
-    fields = {f.alias for f in Settings.model_fields.values() if f.alias}
-    values = {name: env[name] for name in fields if env.get(name, "") != ""}
-    if "DEAD_LETTER" not in values and env.get("AWS_LAMBDA_FUNCTION_NAME"):
+    if not env.get("DEAD_LETTER") and env.get("AWS_LAMBDA_FUNCTION_NAME"):
         raise ConfigError("DEAD_LETTER: required on Lambda (file:PATH or sqs:QUEUE_URL)")
-    if "DEAD_LETTER" not in values and env.get("TENCENTCLOUD_RUNENV") == "SCF":
+    if not env.get("DEAD_LETTER") and env.get("TENCENTCLOUD_RUNENV") == "SCF":
         raise ConfigError("DEAD_LETTER: required on SCF (tdmq-cmq:REGION/QUEUE or file:PATH)")
-    try:
-        settings = Settings.model_validate(values)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+    values, problems = {}, []
+    for name, var, parse in VARIABLES:
+        if env.get(var, "") != "":
+            try:
+                values[name] = parse(env[var])
+            except ValueError as exc:
+                problems.append(f"{var}: {exc}")
+    if problems:
+        raise ConfigError("; ".join(problems))
+    settings = Settings(**values)  # type: ignore[arg-type]  # each parser returns its field's type
     if settings.apps_json is not None:
         _check_apps_alone(settings)
     elif settings.secret_key is None and settings.secret_source is None:

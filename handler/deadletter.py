@@ -113,7 +113,7 @@ def issued_at_of(doc: Mapping[str, Any]) -> datetime | None:
         return None
     try:
         return parse_issued_at(value)
-    except ValueError:  # pydantic's error is a ValueError
+    except ValueError:  # handler.model.Invalid is a ValueError
         return None
 
 

@@ -36,8 +36,8 @@ def is_sqs(event: Any) -> bool:
 def route(event: Any, context: Any, rt: Runtime, until: float) -> Any:
     """Hand the event to the adapter its shape names; anything else is a direct payload.
 
-    Each adapter is imported when an event of its kind arrives: the HTTP one pulls in powertools'
-    resolvers (about 20 ms), which a queue or direct invocation should not pay at cold start.
+    Each adapter is imported when an event of its kind arrives, so a cold start loads only its own
+    trigger's code (and boto3, for instance, only where a queue sink or the state store needs it).
     """
     from handler.sources import schedule
 

@@ -32,12 +32,12 @@ MARGIN = 1.5  # seconds kept back from the deadline for the last receive and the
 
 
 def run(runtime: Runtime, deadline: float) -> dict[str, int]:
-    """Redrive what is due; return and log ``{"redriven", "kept", "dropped_limit"}``.
+    """Redrive what is due; return and log ``{"redriven", "kept", "kept_at_limit"}``.
 
     ``deadline`` is on the ``time.monotonic`` scale. Without WORK_QUEUE, or when ``retryable``
     does not route to an SQS queue, the job logs why and does nothing.
     """
-    summary = {"redriven": 0, "kept": 0, "dropped_limit": 0}
+    summary = {"redriven": 0, "kept": 0, "kept_at_limit": 0}
     source = runtime.dead_letters.class_route(ErrorClass.RETRYABLE)
     target = runtime.settings.work_queue
     if not (target and target.startswith("sqs:")) or not source.startswith("sqs:"):
@@ -53,7 +53,8 @@ def run(runtime: Runtime, deadline: float) -> dict[str, int]:
         job.release()
         logger.info("maintenance done", extra={"summary": summary, "dead_letter_queue": source})
         metrics.add_metric(name="DeadLettersRedriven", unit=MetricUnit.Count, value=summary["redriven"])
-        metrics.add_metric(name="DeadLettersAtRedriveLimit", unit=MetricUnit.Count, value=summary["dropped_limit"])
+        # "kept_at_limit": left in the dead-letter queue for an operator (never dropped)
+        metrics.add_metric(name="DeadLettersAtRedriveLimit", unit=MetricUnit.Count, value=summary["kept_at_limit"])
     return summary
 
 
@@ -87,7 +88,7 @@ class _Job:
         count = redrives_of(doc)
         if count < MAX_REDRIVES:
             return doc
-        self._leave(message, "dropped_limit")
+        self._leave(message, "kept_at_limit")
         if message.receive_count <= 1:  # the first run that sees it says so; later runs stay quiet
             from handler.deadletter_sqs import task_id_of
 

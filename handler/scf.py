@@ -60,7 +60,7 @@ def route(event: Any, context: dict[str, Any], rt: Runtime, until: float) -> Any
     if isinstance(event, dict) and event.get("Type") == "Timer":
         return timer(event, context, rt, until)
     if is_apigw(event):
-        from handler.sources import scf_apigw  # powertools' resolvers (about 60 ms): only for HTTP requests
+        from handler.sources import scf_apigw  # the HTTP route and its resolver: only for HTTP requests
 
         return scf_apigw.handle(event, rt, until)
     kind = scf_queue.kind_of(event)

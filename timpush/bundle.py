@@ -6,10 +6,10 @@ target architecture, plus ``.pyc`` files compiled by a Python 3.12, so nothing i
 
 Architecture: **arm64** by default. Graviton costs about 20% less per GB-second than x86_64 for the same
 memory, and this function spends most of its time waiting (on the rate limiter and on Tencent), so the
-price per second is what counts. Every runtime dependency has an aarch64 cp312 wheel: pydantic-core (the
-only compiled one that matters) ships ``manylinux_2_17_aarch64``, charset-normalizer ships aarch64 wheels
-and a pure-Python one, the rest are pure Python. ``--arch x86_64`` builds the other one; the architecture in
-``serverless.yml`` must then be changed to match, or pydantic-core fails to import at cold start.
+price per second is what counts. Every runtime dependency has an aarch64 cp312 wheel: charset-normalizer
+(the only compiled one, with a pure-Python fallback) ships aarch64 wheels, the rest are pure Python.
+``--arch x86_64`` builds the other one; the architecture in ``serverless.yml`` must then be changed to match,
+or the compiled modules are ignored on the wrong machine.
 
 boto3/botocore are left out: the Lambda Python runtime carries them, and bundling ~80 MB of them would only
 slow the cold start. The build fails if any dependency drags them in.
@@ -186,8 +186,6 @@ def _check_extensions(stage: Path, arch: str, tag: str) -> None:
     wrong = [str(path.relative_to(stage)) for path in extensions if wanted not in path.name]
     if wrong:
         raise BundleError(f"extension modules not built for {wanted}: {', '.join(sorted(wrong))}")
-    if not any(path.name.startswith("_pydantic_core.") for path in extensions):
-        raise BundleError("pydantic-core's compiled module is missing from the bundle")
 
 
 def find_python312() -> str | None:
@@ -234,7 +232,7 @@ def precompile(stage: Path, python: str, code_root: str = LAMBDA_TASK_ROOT) -> N
     """Compile every module with the target's Python version, checked by hash instead of timestamp.
 
     Lambda's /var/task is read-only, so Python cannot cache what it compiles: a .pyc that it considers stale
-    means compiling that module in memory at every cold start (hundreds of ms for pydantic and powertools).
+    means compiling that module in memory at every cold start (hundreds of ms for requests and powertools).
     An ordinary .pyc records its source's mtime, and the zip's fixed timestamps (plus the unpacking) give
     the sources another mtime than the one recorded at build time, so every ordinary .pyc would be stale.
     ``unchecked-hash`` .pyc are trusted as they are, which is right for code that cannot change after

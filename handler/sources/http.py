@@ -1,4 +1,5 @@
-"""HTTP: ``PATCH /sched-tasks/{taskId}`` through powertools' resolvers (HTTP API v2, REST v1, function URLs).
+"""HTTP: ``PATCH /sched-tasks/{taskId}`` (HTTP API v2, REST v1, function URLs), routed as powertools' resolvers
+route (``handler.sources.routing``, which spares every HTTP cold start powertools' event_handler imports).
 
 The answer is the IM envelope with a status from one mapping; failures are answered, never
 dead-lettered: the caller owns its retry. Auth and configuration details stay in the logs.
@@ -10,14 +11,6 @@ import json
 from datetime import datetime
 from typing import Any
 
-from aws_lambda_powertools.event_handler import (
-    APIGatewayHttpResolver,
-    APIGatewayRestResolver,
-    LambdaFunctionUrlResolver,
-    Response,
-)
-from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
-
 from handler.compat import UTC
 from handler.im import codes
 from handler.im.codes import ErrorClass, Origin
@@ -25,6 +18,7 @@ from handler.model import TASK_ID_MAX, Item
 from handler.observability import ANSWERED, fate_of, logger, report
 from handler.outcome import Outcome, Status
 from handler.runtime import Runtime
+from handler.sources.routing import Resolver, Response
 from handler.state import Issue
 
 ROUTE = "/sched-tasks/<taskId>"
@@ -48,7 +42,7 @@ def status_for(outcome: Outcome) -> int:
     return _CLASS_STATUS.get(outcome.error_class or ErrorClass.UNKNOWN, 502)
 
 
-def envelope(status: int, task_id: int | None, code: int, info: str, errors: Any = None) -> Response[str]:
+def envelope(status: int, task_id: int | None, code: int, info: str, errors: Any = None) -> Response:
     doc: dict[str, Any] = {"ActionStatus": "OK" if status == 200 else "FAIL", "ErrorCode": code,
                            "ErrorInfo": info, "TaskID": task_id}
     if errors:
@@ -57,7 +51,7 @@ def envelope(status: int, task_id: int | None, code: int, info: str, errors: Any
     return Response(status, "application/json", json.dumps(doc, ensure_ascii=False), headers)
 
 
-def _modify(app: ApiGatewayResolver, task_id: str) -> Response[str]:
+def _modify(app: Resolver, task_id: str) -> Response:
     raw = app.current_event.decoded_body or ""
     tid = path_task_id(task_id)
     parsed, problem = _body(raw, tid, task_id)
@@ -117,7 +111,7 @@ def _body(raw: str, task_id: int | None, path_id: str) -> tuple[Any, dict[str, s
     return {"TaskID": task_id, **parsed}, None
 
 
-def _not_found(app: ApiGatewayResolver) -> Response[str]:
+def _not_found(app: Resolver) -> Response:
     path = app.current_event.path
     if path.rstrip("/").startswith("/sched-tasks/") and path.count("/") == 2:
         if app.current_event.http_method == "PATCH":  # the route's pattern refused the taskId's characters
@@ -129,17 +123,13 @@ def _not_found(app: ApiGatewayResolver) -> Response[str]:
     return envelope(404, None, codes.INVALID_PARAMETERS, f"no route {path}; use PATCH /sched-tasks/{{taskId}}")
 
 
-def _build(resolver: ApiGatewayResolver) -> ApiGatewayResolver:
+def _build(resolver: Resolver) -> Resolver:
     resolver.route(ROUTE, method="PATCH")(lambda taskId: _modify(resolver, taskId))  # noqa: N803
     resolver.not_found(lambda _exc: _not_found(resolver))
     return resolver
 
 
-_RESOLVERS = {
-    "v2": _build(APIGatewayHttpResolver()),
-    "v1": _build(APIGatewayRestResolver()),
-    "url": _build(LambdaFunctionUrlResolver()),
-}
+_RESOLVERS = {kind: _build(Resolver(kind)) for kind in ("v2", "v1", "url")}
 
 
 def kind_of(event: Any) -> str | None:

@@ -77,7 +77,7 @@ def issue_time(given: str | None, received: datetime) -> datetime:
     elif given:
         try:
             when = parse_issued_at(given)
-        except ValueError:  # pydantic's custom error is a ValueError
+        except ValueError:  # handler.model.Invalid is a ValueError
             when = received
     return min(when, received)
 

@@ -9,8 +9,8 @@ keeps to report), so a crashed process frees the task by itself.
 from __future__ import annotations
 
 import random
+import secrets
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -57,7 +57,7 @@ class TaskOrder:
         Raises TaskBusy when another modification holds the task past the wait, StoreUnavailable
         when the store cannot be reached.
         """
-        owner = uuid.uuid4().hex
+        owner = secrets.token_hex(16)  # as unique as a uuid4, without uuid's import of platform at cold start
         until_ms = round((self._clock() + deadline - self._monotonic() + LEASE_MARGIN) * 1000)
         give_up = min(self._monotonic() + LEASE_WAIT, deadline)
         while True:

@@ -117,15 +117,17 @@ def test_artifact_carries_handler_and_cp312_dependencies_for_its_architecture(ar
     machine = bundle.ARCHES[declared_architecture()]
 
     assert "handler/__init__.py" in entries
-    assert f"pydantic_core/_pydantic_core.cpython-312-{machine}-linux-gnu.so" in entries
-    assert {"aws_lambda_powertools/__init__.py", "requests/__init__.py", "pydantic/__init__.py",
+    extensions = [entry for entry in entries if entry.endswith(".so")]
+    assert extensions and all(f"cpython-312-{machine}-linux-gnu" in entry for entry in extensions)
+    assert not [entry for entry in entries if entry.startswith(("pydantic/", "pydantic_core/"))]
+    assert {"aws_lambda_powertools/__init__.py", "requests/__init__.py",
             "tencentcloud/common/__init__.py", "tencentcloud/ssm/__init__.py"} <= set(entries)
     tops = {entry.split("/")[0] for entry in entries}
     assert not tops & {"tests", "timpush", "events", "node_modules", "boto3", "botocore", "bin"}
     assert artifact.stat().st_size < 50 * 1024 * 1024  # Lambda's direct-upload limit, for `deploy function`
     if bundle.find_python312() is not None:
         assert "handler/__pycache__/__init__.cpython-312.pyc" in entries
-        assert "pydantic/__pycache__/main.cpython-312.pyc" in entries
+        assert "aws_lambda_powertools/logging/__pycache__/logger.cpython-312.pyc" in entries
         assert not [e for e in entries if e.endswith(".pyc") and ".cpython-312." not in e]
 
 

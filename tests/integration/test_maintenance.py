@@ -72,7 +72,7 @@ def test_redrives_retryable_records_to_the_work_queue_within_the_bound(
     first = _run()
     # Then it looked at MAX_PER_RUN messages: the retryable ones went to the work queue, the others stay
     assert first["redriven"] + first["kept"] == maintenance.MAX_PER_RUN
-    assert first["dropped_limit"] == 0
+    assert first["kept_at_limit"] == 0
     sent = server.drain(work)
     assert len(sent) == first["redriven"]
     for message in sent:
@@ -95,7 +95,7 @@ def test_a_record_that_keeps_failing_stops_after_max_redrives(server: MotoSqs, q
     _dead_letter(_failure(4242))
     # When the job and a failing consumer take turns
     for round_ in range(1, maintenance.MAX_REDRIVES + 1):
-        assert _run() == {"redriven": 1, "kept": 0, "dropped_limit": 0}, round_
+        assert _run() == {"redriven": 1, "kept": 0, "kept_at_limit": 0}, round_
         assert _fail_again(server, work) == 1
     # Then the record carries the count, and the job leaves it from then on, saying so once
     [message] = server.drain(dlq)
@@ -103,8 +103,8 @@ def test_a_record_that_keeps_failing_stops_after_max_redrives(server: MotoSqs, q
     assert doc["redrives"] == maintenance.MAX_REDRIVES
     assert json.loads(doc["raw"])["TaskID"] == 4242
     server.client.send_message(QueueUrl=dlq, MessageBody=message["Body"])
-    assert _run() == {"redriven": 0, "kept": 0, "dropped_limit": 1}
-    assert _run() == {"redriven": 0, "kept": 0, "dropped_limit": 1}
+    assert _run() == {"redriven": 0, "kept": 0, "kept_at_limit": 1}
+    assert _run() == {"redriven": 0, "kept": 0, "kept_at_limit": 1}
     assert server.count(work) == 0 and server.count(dlq) == 1
     warnings = [line for line in log.getvalue().splitlines() if "redrive limit" in line]
     assert len(warnings) == 1 and '"task_id":"4242"' in warnings[0]
@@ -114,7 +114,7 @@ def test_scheduled_event_runs_the_job(server: MotoSqs, queues: tuple[str, str]) 
     dlq, work = queues
     _dead_letter(_failure(7))
     result = lambda_handler(SCHEDULED, LocalContext(timeout_seconds=30))
-    assert result == {"redriven": 1, "kept": 0, "dropped_limit": 0}
+    assert result == {"redriven": 1, "kept": 0, "kept_at_limit": 0}
     assert server.count(work) == 1 and server.count(dlq) == 0
 
 
@@ -123,20 +123,20 @@ def test_idle_without_work_queue(server: MotoSqs, queues: tuple[str, str], monke
     _dead_letter(_failure(8))
     monkeypatch.delenv("WORK_QUEUE")
     runtime.reset()
-    assert _run() == {"redriven": 0, "kept": 0, "dropped_limit": 0}
+    assert _run() == {"redriven": 0, "kept": 0, "kept_at_limit": 0}
     assert server.count(dlq) == 1
 
 
 def test_idle_when_retryable_goes_to_a_file(queues: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEAD_LETTER_ROUTES", json.dumps({"retryable": "file:retry.jsonl"}))
     runtime.reset()
-    assert _run() == {"redriven": 0, "kept": 0, "dropped_limit": 0}
+    assert _run() == {"redriven": 0, "kept": 0, "kept_at_limit": 0}
 
 
 def test_stops_at_the_deadline(server: MotoSqs, queues: tuple[str, str]) -> None:
     dlq, _ = queues
     _dead_letter(_failure(9))
-    assert _run(seconds=0.5) == {"redriven": 0, "kept": 0, "dropped_limit": 0}
+    assert _run(seconds=0.5) == {"redriven": 0, "kept": 0, "kept_at_limit": 0}
     assert server.count(dlq) == 1
 
 

@@ -50,3 +50,38 @@ def test_routes_parse_and_key_is_secret() -> None:
                      "DEAD_LETTER_ROUTES": '{"too_late": "file:late.jsonl", "90104": "file:bad.jsonl"}'})
     assert settings.dead_letter_routes == {"too_late": "file:late.jsonl", "90104": "file:bad.jsonl"}
     assert "TOPSECRET" not in repr(settings)
+
+
+@pytest.mark.parametrize(("env", "field", "value"), [
+    ({"IM_RATE_LIMIT": " 2.5 "}, "rate_limit", 2.5),
+    ({"IM_RATE_LIMIT": "1_000"}, "rate_limit", 1000.0),
+    ({"IM_RATE_LIMIT": "1e3"}, "rate_limit", 1000.0),
+    ({"IM_SDKAPPID": "+1_400_000_001"}, "sdkappid", 1400000001),
+    ({"IM_MAX_ATTEMPTS": "4.0"}, "max_attempts", 4),
+    ({"IM_ENDPOINT": "http://127.0.0.1:8080//"}, "endpoint", "http://127.0.0.1:8080"),
+    ({"IM_ADMIN": "é" * 32}, "admin", "é" * 32),
+], ids=["spaces", "underscores", "exponent", "sign-and-underscores", "whole-float", "trailing-slashes", "32-chars"])
+def test_values_are_read_as_they_always_were(env: dict[str, str], field: str, value: object) -> None:
+    assert getattr(load({**BASE, **env}), field) == value
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"IM_RATE_LIMIT": "nan"}, "IM_RATE_LIMIT: Input should be greater than or equal to 0"),
+    ({"IM_RATE_LIMIT": "1__0"}, "IM_RATE_LIMIT: Input should be a valid number, unable to parse string as a number"),
+    ({"IM_RATE_LIMIT": " 1_0"}, "IM_RATE_LIMIT: Input should be a valid number, unable to parse string as a number"),
+    ({"IM_RATE_FALLBACK": "0"}, "IM_RATE_FALLBACK: Input should be greater than 0"),
+    ({"IM_SDKAPPID": "1e3"}, "IM_SDKAPPID: Input should be a valid integer, unable to parse string as an integer"),
+    ({"IM_SDKAPPID": "0"}, "IM_SDKAPPID: Input should be greater than 0"),
+    ({"IM_MAX_ATTEMPTS": "21"}, "IM_MAX_ATTEMPTS: Input should be less than or equal to 20"),
+    ({"IM_ADMIN": "a" * 33}, "IM_ADMIN: String should have at most 32 characters"),
+    ({"IM_ADMIN": "adm\udcff"}, "IM_ADMIN: Input should be a valid string, unable to parse raw data as a unicode"),
+    ({"IM_REGION": "mars"}, "IM_REGION: Value error, unknown region 'mars'; one of china, singapore"),
+    ({"DEAD_LETTER_ROUTES": "[" * 100_000}, "DEAD_LETTER_ROUTES: Value error, nested too deeply"),
+    ({"IM_SDKAPPID": "x", "IM_REGION": "mars", "IM_RATE_LIMIT": "-1"},
+     "IM_SDKAPPID: Input should be a valid integer, unable to parse string as an integer; IM_REGION: Value error"),
+], ids=["nan", "double-underscore", "spaced-underscore", "fallback-zero", "exponent-int", "zero", "above-max",
+        "too-long", "unreadable", "region", "deep-json", "several-in-field-order"])
+def test_messages_name_the_variable_and_say_why(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load({**BASE, **env})
+    assert str(caught.value).startswith(message)
