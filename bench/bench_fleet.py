@@ -130,7 +130,11 @@ def _row(result: dict[str, Any]) -> list[object]:
 
 
 def _plot(runs: list[dict[str, Any]]) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # a bench-only dependency: `./dev bench` installs requirements-bench.lock
+        print(f"(no picture: matplotlib is not installed; `./dev bench fleet` installs it and writes {PICTURE.name})")
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
