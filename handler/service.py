@@ -58,6 +58,14 @@ class _Attempt:
     latency: float = 0.0
 
 
+def backoff(attempts: int) -> float:
+    """Seconds to wait before the next attempt: exponential, capped, with full jitter (timpush tasks uses it too).
+
+    BACKOFF_BASE is read at call time, so tests that shorten it reach every caller.
+    """
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempts - 1)))  # noqa: S311 (jitter)
+
+
 class Modifier:
     """One per process; shared by every adapter and every warm invocation.
 
@@ -193,7 +201,7 @@ class Modifier:
             return False
         if result.code in codes.RATE_LIMIT_CODES:
             state.app.limiter.back_off(RATE_LIMIT_PAUSE)  # this app only: the others have their own budget
-        delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (state.attempts - 1)))  # noqa: S311
+        delay = backoff(state.attempts)
         if self._clock() + delay >= deadline:
             return False
         self._sleep(delay)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import random
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +24,7 @@ from handler.im.codes import ErrorClass, classify, meaning
 from handler.im.ratelimit import NoSlot, Pacer
 from handler.im.usersig import Identity
 from handler.secrets import SecretUnavailable
-from handler.service import BACKOFF_BASE, BACKOFF_CAP, RATE_LIMIT_PAUSE
+from handler.service import RATE_LIMIT_PAUSE, backoff
 from handler.state import open_pacing
 from timpush.redrive import print_table
 
@@ -92,7 +91,7 @@ class Reader:
                 raise TaskError(result.code, result.info)
             if result.code in codes.RATE_LIMIT_CODES:
                 pacer.back_off(RATE_LIMIT_PAUSE)
-            time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))))  # noqa: S311
+            time.sleep(backoff(attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _pacers(self, api: str, app: int) -> Pacer:
