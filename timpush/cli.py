@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import sys
@@ -97,55 +98,23 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--verbose", action="store_true", help="also show the handler's JSON log lines (stderr)")
     demo.set_defaults(func=_demo)
 
-    for name, loader in _PLUGINS.items():
-        plugin = sub.add_parser(name, help=loader.__doc__)
-        loader(plugin)
+    for name, (module_name, text) in _PLUGINS.items():
+        plugin = sub.add_parser(name, help=text)
+        module = importlib.import_module(module_name)
+        module.add_arguments(plugin)
+        plugin.set_defaults(func=module.run)
     return parser
 
 
-def _emulator(parser: argparse.ArgumentParser) -> None:
-    """serve the local IM emulator"""
-    from timpush.emulator import cli
-
-    cli.add_arguments(parser)
-    parser.set_defaults(func=cli.run)
-
-
-def _bundle(parser: argparse.ArgumentParser) -> None:
-    """build the Lambda artifact (cp312 wheels, precompiled .pyc, deterministic zip)"""
-    from timpush import bundle
-
-    bundle.add_arguments(parser)
-    parser.set_defaults(func=bundle.run)
-
-
-def _redrive(parser: argparse.ArgumentParser) -> None:
-    """move dead letters (file:PATH or sqs:URL) back to the work queue or apply them now (direct)"""
-    from timpush import redrive
-
-    redrive.add_arguments(parser)
-    parser.set_defaults(func=redrive.run)
-
-
-def _send(parser: argparse.ArgumentParser) -> None:
-    """load modifications from CSV or JSON Lines onto the work queue (sqs:URL) or apply them now (direct)"""
-    from timpush import send
-
-    send.add_arguments(parser)
-    parser.set_defaults(func=send.run)
-
-
-def _tasks(parser: argparse.ArgumentParser) -> None:
-    """read scheduled push tasks back: get TASKID... or list [--limit N]"""
-    from timpush import tasks
-
-    tasks.add_arguments(parser)
-    parser.set_defaults(func=tasks.run)
-
-
-# Commands whose arguments live with their module: each loader adds them and names the function to run.
-_PLUGINS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
-    "emulator": _emulator, "bundle": _bundle, "redrive": _redrive, "send": _send, "tasks": _tasks,
+# Commands whose arguments live with their module: each has ``add_arguments(parser)`` and ``run(args)``.
+_PLUGINS: dict[str, tuple[str, str]] = {
+    "emulator": ("timpush.emulator.cli", "serve the local IM emulator"),
+    "bundle": ("timpush.bundle", "build the Lambda artifact (cp312 wheels, precompiled .pyc, deterministic zip)"),
+    "redrive": ("timpush.redrive",
+                "move dead letters (file:PATH or sqs:URL) back to the work queue or apply them now (direct)"),
+    "send": ("timpush.send",
+             "load modifications from CSV or JSON Lines onto the work queue (sqs:URL) or apply them now (direct)"),
+    "tasks": ("timpush.tasks", "read scheduled push tasks back: get TASKID... or list [--limit N]"),
 }
 
 

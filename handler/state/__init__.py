@@ -79,7 +79,6 @@ class TaskStore(Protocol):
         """Give the lease back without recording anything (a failure records nothing)."""
 
 
-STORE_SCHEMES = ("dynamodb:",)
 WORKER_AHEAD = 1.0  # seconds ahead of now a queue worker may reserve in the fleet's rate budget
 CALLER_AHEAD = 3.0  # ... and a waiting caller (HTTP): it queues behind at most WORKER_AHEAD of backlog
 
