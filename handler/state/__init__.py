@@ -8,6 +8,7 @@ This module imports nothing heavy: boto3 comes only with the DynamoDB store.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,24 +27,50 @@ class TaskKey:
         return f"task#{self.sdkappid}#{self.task_id}"
 
 
+KEY_WIDTHS = (15, 40, 16, 6)  # issue ms · queue order · id digest · position: fixed widths, digits and hex only
+
+
 @dataclass(frozen=True)
 class Stamp:
-    """When a change was issued (ms since the epoch) and by what (``sqs:MESSAGE_ID``, ``http:REQUEST_ID``)."""
+    """A change's order key (DESIGN "Order"): issue time, the queue's own order, the change's id, position.
+
+    ``key`` is the whole key as one fixed-width string of digits and hex that compares bytewise exactly as
+    the tuple ``(issued_ms, seq, id digest, pos)`` does: every home (memory, DynamoDB, Redis) stores and
+    compares that string, so none compares a coarser key than another. The id enters as a digest, so a tie
+    between two different changes ends the same way on every instance; ``by`` itself is kept for people.
+    """
 
     issued_ms: int
-    by: str = ""
+    by: str = ""  # the change's id: ``sqs:MESSAGE_ID``, ``http:REQUEST_ID``, ...
+    seq: int = 0  # the queue's own order (FIFO SequenceNumber within a message group); 0 when it has none
+    pos: int = 0  # position within one payload; breaks only otherwise equal keys
+
+    @property
+    def key(self) -> str:
+        return f"{self.issued_ms:015d}.{self.seq:040d}.{_digest(self.by)}.{self.pos:06d}"
+
+    @classmethod
+    def from_key(cls, key: str, by: str = "") -> Stamp:
+        """The stamp a store kept (its key and, beside it, the id as written)."""
+        issued, seq, _digest_part, pos = key.split(".")
+        return cls(int(issued), by, int(seq), int(pos))
+
+
+def _digest(by: str) -> str:
+    return hashlib.blake2b(by.encode(), digest_size=KEY_WIDTHS[2] // 2).hexdigest() if by else "0" * KEY_WIDTHS[2]
 
 
 @dataclass(frozen=True)
 class Issue:
-    """A modification's issue time as its trigger knows it, and where it came from."""
+    """A modification's issue time as its trigger knows it, where it came from, and its place in the queue."""
 
     at: datetime
     by: str = ""
     caller_waiting: bool = False  # someone waits on the answer (HTTP): may reserve further ahead in the budget
+    seq: int = 0  # the queue's own order (FIFO SequenceNumber), 0 when none
 
-    def stamp(self, at: datetime | None = None) -> Stamp:
-        return Stamp(round((at or self.at).timestamp() * 1000), self.by)
+    def stamp(self, at: datetime | None = None, pos: int = 0) -> Stamp:
+        return Stamp(round((at or self.at).timestamp() * 1000), self.by, self.seq, pos)
 
 
 @dataclass(frozen=True)
