@@ -46,6 +46,18 @@ _METRIC_FOR = {SUCCEEDED: "ModificationsSucceeded", SUPERSEDED: "ModificationsSu
 
 def report(outcome: Outcome, fate: str, source: dict[str, Any], **extra: Any) -> None:
     """Log one line for the outcome and count it; auth failures are logged loudly."""
+    fields = _fields(outcome, fate, source, extra)
+    counts = _counts(outcome, fate)
+    if on_scf():
+        fields["metrics"] = {name: value for name, _unit, value in counts}
+    else:
+        for name, unit, value in counts:
+            metrics.add_metric(name=name, unit=unit, value=value)
+        _count_for_app(outcome)  # on SCF the line's own sdkappid field says which app
+    _log(outcome, fate, fields)
+
+
+def _fields(outcome: Outcome, fate: str, source: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     fields = {
         "task_id": outcome.task_id,
         "task_type": outcome.task_type,
@@ -64,13 +76,10 @@ def report(outcome: Outcome, fate: str, source: dict[str, Any], **extra: Any) ->
         fields["superseded_by"] = dict(outcome.dropped)
     if outcome.issued_at is not None:
         fields["issued_at"] = format_issued_at(outcome.issued_at)
-    counts = _counts(outcome, fate)
-    if on_scf():
-        fields["metrics"] = {name: value for name, _unit, value in counts}
-    else:
-        for name, unit, value in counts:
-            metrics.add_metric(name=name, unit=unit, value=value)
-        _count_for_app(outcome)  # on SCF the line's own sdkappid field says which app
+    return fields
+
+
+def _log(outcome: Outcome, fate: str, fields: dict[str, Any]) -> None:
     if outcome.superseded:
         logger.info("modification superseded by a newer change", extra=fields)
     elif outcome.succeeded:
