@@ -20,8 +20,10 @@ from handler.runtime import Runtime, runtime
 from handler.sources import direct, scf_queue
 
 SOURCE_KIND = "scf"
-_SHAPES = ('Timer ({"Type": "Timer"}), API Gateway (requestContext.serviceId), CKafka (Records[].Ckafka), '
-           "CMQ Topic (Records[].CMQ) or TDMQ through EventBridge (data.msgBody)")
+_SHAPES = ('Timer ({"Type": "Timer"}), Function URL (httpMethod, path, headers), API Gateway '
+           "(requestContext.serviceId), CKafka (Records[].Ckafka), CMQ Topic (Records[].CMQ) or TDMQ through "
+           'EventBridge (data.msgBody, or a batch {"EventList": [...]})')
+MAINTENANCE = "maintenance"  # a Timer's Message that runs the maintenance job instead of a payload
 
 
 class UnrecognisedEvent(ValueError):
@@ -59,10 +61,10 @@ def _log_context(context: dict[str, Any]) -> None:
 def route(event: Any, context: dict[str, Any], rt: Runtime, until: float) -> Any:
     if isinstance(event, dict) and event.get("Type") == "Timer":
         return timer(event, context, rt, until)
-    if is_apigw(event):
+    if is_apigw(event) or is_function_url(event):
         from handler.sources import scf_apigw  # the HTTP route and its resolver: only for HTTP requests
 
-        return scf_apigw.handle(event, rt, until)
+        return scf_apigw.handle(event, rt, until, context.get("request_id"))
     kind = scf_queue.kind_of(event)
     if kind is not None:
         return scf_queue.handle(kind, event, rt, until)
@@ -74,12 +76,22 @@ def is_apigw(event: Any) -> bool:
     return isinstance(context, dict) and "serviceId" in context
 
 
+def is_function_url(event: Any) -> bool:
+    """A Function URL request (583/96099): API Gateway's shape without ``requestContext``."""
+    return (isinstance(event, dict) and "requestContext" not in event and isinstance(event.get("httpMethod"), str)
+            and isinstance(event.get("path"), str) and isinstance(event.get("headers"), dict))
+
+
 def timer(event: dict[str, Any], context: dict[str, Any], rt: Runtime, until: float) -> dict[str, Any]:
     """The trigger's ``Message`` is a direct payload; an empty one means nothing to do."""
     message = event.get("Message")
     if message is None or (isinstance(message, str) and not message.strip()):
         logger.info("timer without a message: nothing to do", extra={"trigger": event.get("TriggerName")})
         return direct.summary([])
+    if isinstance(message, str) and message.strip() == MAINTENANCE:
+        from handler import maintenance_scf  # the CMQ data-flow client only for the maintenance timer
+
+        return maintenance_scf.run(rt, until)
     source = Source(SOURCE_KIND, context.get("request_id"))
     issued = scf_queue.issue_time(_text(event.get("Time")), datetime.now(UTC))
     return direct.summary(direct.apply(message, source, rt, until, issued=issued))
