@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from handler.compat import UTC
-from handler.deadletter import Source
+from handler.deadletter import WRITE_DEADLINE, Source
 from handler.entry import DEADLINE_MARGIN, DEFAULT_BUDGET
 from handler.observability import logger, metrics, on_scf
 from handler.runtime import Runtime, runtime
@@ -34,9 +34,12 @@ def main_handler(event: Any, context: Any) -> Any:
     started = time.monotonic()
     ctx = context if isinstance(context, dict) else {}
     _log_context(ctx)
+    until = deadline(ctx, started)
+    token = WRITE_DEADLINE.set(until)
     try:
-        return route(event, ctx, runtime(), deadline(ctx, started))
+        return route(event, ctx, runtime(), until)
     finally:
+        WRITE_DEADLINE.reset(token)
         if not on_scf():  # off SCF (a local run) the counts are EMF, as on Lambda: flushed, not kept
             metrics.flush_metrics(raise_on_empty_metrics=False)
 
