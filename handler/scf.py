@@ -92,9 +92,9 @@ def timer(event: dict[str, Any], context: dict[str, Any], rt: Runtime, until: fl
         logger.info("timer without a message: nothing to do", extra={"trigger": event.get("TriggerName")})
         return direct.summary([])
     if isinstance(message, str) and message.strip() == MAINTENANCE:
-        from handler import maintenance_scf  # the CMQ data-flow client only for the maintenance timer
+        from handler.maintenance_scf import run as maintain  # the CMQ data-flow client only for this timer
 
-        return maintenance_scf.run(rt, until)
+        return maintain(rt, until)
     source = Source(SOURCE_KIND, context.get("request_id"))
     issued = scf_queue.issue_time(_text(event.get("Time")), datetime.now(UTC))
     return direct.summary(direct.apply(message, source, rt, until, issued=issued))
