@@ -18,15 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from handler.cmq_dataflow import CmqError, CmqQueue, Received
 from handler.compat import UTC
 from handler.deadletter import Source, issued_at_of, parse_record, parse_tdmq_target, record, redrives_of
 from handler.im.codes import ErrorClass
-from handler.maintenance import MARGIN, MAX_PER_RUN, MAX_REDRIVES, RECEIVE_WAIT
+from handler.maintenance import MARGIN, MAX_PER_RUN, MAX_REDRIVES, RECEIVE_WAIT, report
 from handler.model import split_payload
-from handler.observability import DEAD_LETTERED, logger, metrics, report_all
+from handler.observability import DEAD_LETTERED, logger, report_all
 from handler.runtime import Runtime
 from handler.state import Issue
 
@@ -46,9 +44,7 @@ def run(runtime: Runtime, deadline: float) -> dict[str, int]:
     try:
         job.run()
     finally:
-        logger.info("maintenance done", extra={"summary": summary, "dead_letter_queue": spec})
-        metrics.add_metric(name="DeadLettersRedriven", unit=MetricUnit.Count, value=summary["redriven"])
-        metrics.add_metric(name="DeadLettersAtRedriveLimit", unit=MetricUnit.Count, value=summary["kept_at_limit"])
+        report(summary, spec)
     return summary
 
 

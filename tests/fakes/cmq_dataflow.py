@@ -22,14 +22,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
+
+from tests.fakes.loopback import JsonHandler, LoopbackServer
 
 PATH = "/v2/index.php"
 MAX_MSG_BYTES = 1024 * 1024  # TDMQ for CMQ messages are up to 1 MB
@@ -61,7 +62,7 @@ class Queue:
     messages: list[Stored] = field(default_factory=list)
 
 
-class FakeCmq:
+class FakeCmq(LoopbackServer):
     """Start with ``start()`` or ``with``; ``stop()`` takes it down (connections refused)."""
 
     def __init__(self, credentials: dict[str, str], require_token: str | None = None) -> None:
@@ -72,35 +73,9 @@ class FakeCmq:
         self._throttle = 0
         self._offset = 0.0
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> FakeCmq:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeCmq:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-    @property
-    def endpoint(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     # -- test controls ---------------------------------------------------------------------------
     def create_queue(self, name: str, visibility: float = 30.0) -> None:
@@ -203,8 +178,7 @@ def expected_signature(key: str, host: str, params: dict[str, str]) -> str:
 
 
 def _handler_for(fake: FakeCmq) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(JsonHandler):
 
         def do_POST(self) -> None:  # noqa: N802  (http.server's naming)
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
@@ -215,16 +189,6 @@ def _handler_for(fake: FakeCmq) -> type[BaseHTTPRequestHandler]:
                 doc = {"code": 0, "message": "", **fake.answer(self.headers.get("Host", ""), dict(parse_qsl(raw)))}
             except Refused as exc:
                 doc = {"code": exc.code, "message": exc.message}
-            payload = json.dumps({**doc, "requestId": request_id}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.send_header("Connection", "close")
-            self.close_connection = True
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (keep test output quiet)
-            pass
+            self.reply_json({**doc, "requestId": request_id})
 
     return Handler
