@@ -188,3 +188,18 @@ def test_scf_invocation_raises_when_the_queue_refuses(scf_env: dict[str, str], c
     assert run.returncode != 0 and run.result is None
     assert "tdmq-cmq:ap-guangzhou/missing-queue: 1 of 1 dead letter(s) not sent (code 4440" in run.stderr
     assert cmq.actions() == ["SendMessage"] and TC_KEY not in run.stderr
+
+
+def test_scf_maintenance_timer_applies_a_retryable_letter_on_310(scf_env: dict[str, str], cmq: FakeCmq) -> None:
+    # Given a retryable dead letter for a pending task and one that is not a record
+    raw = json.dumps({"TaskID": SAMPLE_FIRST_TASK_ID, "Type": "All", "SchedAt": "2031-08-08 08:00:00"})
+    outcome = Outcome(Status.FAILED, raw, json.loads(raw), 70500, "busy", ErrorClass.RETRYABLE, Origin.REMOTE)
+    cmq.put(QUEUE, json.dumps(record(outcome, Source("scf", "ckafka:mods/0/9"))))
+    cmq.put(QUEUE, "not a record")
+    # When SCF's maintenance Timer fires, in SCF's interpreter
+    run = invoke({"Type": "Timer", "TriggerName": "timpush-maintenance", "Time": "2030-06-01T09:00:00Z",
+                  "Message": "maintenance"}, scf_env)
+    # Then the letter was applied and deleted; the other is kept
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.result == {"redriven": 1, "failed_again": 0, "kept": 1, "kept_at_limit": 0}
+    assert cmq.bodies(QUEUE) == ["not a record"]
