@@ -11,6 +11,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -28,6 +29,11 @@ ISSUED_AT_ATTRIBUTE = "IssuedAt"  # SQS message attribute: when the change was m
 # tdmq-cmq:REGION/QUEUE: a Tencent region (ap-guangzhou) and a CMQ queue name (a letter, then letters,
 # digits, - and _, at most 64 in all).
 _TDMQ_TARGET = re.compile(r"(?P<region>[a-z]+(?:-[a-z]+)+(?:-[0-9]+)?)/(?P<queue>[A-Za-z][A-Za-z0-9_-]{0,63})")
+
+
+# The invocation's deadline (time.monotonic scale), for a sink that backs off on throttled writes (tdmq-cmq);
+# set by the SCF entry for the length of an invocation, None elsewhere.
+WRITE_DEADLINE: ContextVar[float | None] = ContextVar("dead_letter_write_deadline", default=None)
 
 
 class DeadLetterError(Exception):

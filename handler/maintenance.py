@@ -51,11 +51,16 @@ def run(runtime: Runtime, deadline: float) -> dict[str, int]:
         job.run()
     finally:
         job.release()
-        logger.info("maintenance done", extra={"summary": summary, "dead_letter_queue": source})
-        metrics.add_metric(name="DeadLettersRedriven", unit=MetricUnit.Count, value=summary["redriven"])
-        # "kept_at_limit": left in the dead-letter queue for an operator (never dropped)
-        metrics.add_metric(name="DeadLettersAtRedriveLimit", unit=MetricUnit.Count, value=summary["kept_at_limit"])
+        report(summary, source)
     return summary
+
+
+def report(summary: dict[str, int], dead_letter_queue: str) -> None:
+    """The run's log line and metrics (here and in SCF's job, ``handler.maintenance_scf``)."""
+    logger.info("maintenance done", extra={"summary": summary, "dead_letter_queue": dead_letter_queue})
+    metrics.add_metric(name="DeadLettersRedriven", unit=MetricUnit.Count, value=summary["redriven"])
+    # "kept_at_limit": left in the dead-letter queue for an operator (never dropped)
+    metrics.add_metric(name="DeadLettersAtRedriveLimit", unit=MetricUnit.Count, value=summary["kept_at_limit"])
 
 
 @dataclass

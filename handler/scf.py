@@ -13,15 +13,17 @@ from datetime import datetime
 from typing import Any
 
 from handler.compat import UTC
-from handler.deadletter import Source
+from handler.deadletter import WRITE_DEADLINE, Source
 from handler.entry import DEADLINE_MARGIN, DEFAULT_BUDGET
 from handler.observability import logger, metrics, on_scf
 from handler.runtime import Runtime, runtime
 from handler.sources import direct, scf_queue
 
 SOURCE_KIND = "scf"
-_SHAPES = ('Timer ({"Type": "Timer"}), API Gateway (requestContext.serviceId), CKafka (Records[].Ckafka), '
-           "CMQ Topic (Records[].CMQ) or TDMQ through EventBridge (data.msgBody)")
+_SHAPES = ('Timer ({"Type": "Timer"}), Function URL (httpMethod, path, headers), API Gateway '
+           "(requestContext.serviceId), CKafka (Records[].Ckafka), CMQ Topic (Records[].CMQ) or TDMQ through "
+           'EventBridge (data.msgBody, or a batch {"EventList": [...]})')
+MAINTENANCE = "maintenance"  # a Timer's Message that runs the maintenance job instead of a payload
 
 
 class UnrecognisedEvent(ValueError):
@@ -32,9 +34,12 @@ def main_handler(event: Any, context: Any) -> Any:
     started = time.monotonic()
     ctx = context if isinstance(context, dict) else {}
     _log_context(ctx)
+    until = deadline(ctx, started)
+    token = WRITE_DEADLINE.set(until)
     try:
-        return route(event, ctx, runtime(), deadline(ctx, started))
+        return route(event, ctx, runtime(), until)
     finally:
+        WRITE_DEADLINE.reset(token)
         if not on_scf():  # off SCF (a local run) the counts are EMF, as on Lambda: flushed, not kept
             metrics.flush_metrics(raise_on_empty_metrics=False)
 
@@ -59,10 +64,10 @@ def _log_context(context: dict[str, Any]) -> None:
 def route(event: Any, context: dict[str, Any], rt: Runtime, until: float) -> Any:
     if isinstance(event, dict) and event.get("Type") == "Timer":
         return timer(event, context, rt, until)
-    if is_apigw(event):
+    if is_apigw(event) or is_function_url(event):
         from handler.sources import scf_apigw  # the HTTP route and its resolver: only for HTTP requests
 
-        return scf_apigw.handle(event, rt, until)
+        return scf_apigw.handle(event, rt, until, context.get("request_id"))
     kind = scf_queue.kind_of(event)
     if kind is not None:
         return scf_queue.handle(kind, event, rt, until)
@@ -74,12 +79,22 @@ def is_apigw(event: Any) -> bool:
     return isinstance(context, dict) and "serviceId" in context
 
 
+def is_function_url(event: Any) -> bool:
+    """A Function URL request (583/96099): API Gateway's shape without ``requestContext``."""
+    return (isinstance(event, dict) and "requestContext" not in event and isinstance(event.get("httpMethod"), str)
+            and isinstance(event.get("path"), str) and isinstance(event.get("headers"), dict))
+
+
 def timer(event: dict[str, Any], context: dict[str, Any], rt: Runtime, until: float) -> dict[str, Any]:
     """The trigger's ``Message`` is a direct payload; an empty one means nothing to do."""
     message = event.get("Message")
     if message is None or (isinstance(message, str) and not message.strip()):
         logger.info("timer without a message: nothing to do", extra={"trigger": event.get("TriggerName")})
         return direct.summary([])
+    if isinstance(message, str) and message.strip() == MAINTENANCE:
+        from handler.maintenance_scf import run as maintain  # the CMQ data-flow client only for this timer
+
+        return maintain(rt, until)
     source = Source(SOURCE_KIND, context.get("request_id"))
     issued = scf_queue.issue_time(_text(event.get("Time")), datetime.now(UTC))
     return direct.summary(direct.apply(message, source, rt, until, issued=issued))

@@ -191,9 +191,15 @@ def as_of_now(event: dict[str, Any], ago: float = 0.0) -> dict[str, Any]:
                 context[name] = int(now_ms)
     if event.get("Type") == "Timer" and "Time" in event:
         event["Time"] = iso  # SCF: the timer's firing time
-    if event.get("type") == "connector:tdmq" and "time" in event:
-        event["time"] = now_ms  # SCF: TDMQ through EventBridge
+    _eventbridge_now(event, now_ms)
     return event
+
+
+def _eventbridge_now(event: dict[str, Any], now_ms: str) -> None:
+    """SCF: TDMQ through EventBridge, one event or a batch, carries its time in each event's ``time``."""
+    for each in [event, *(event.get("EventList") or [])]:
+        if isinstance(each, dict) and each.get("type") == "connector:tdmq" and "time" in each:
+            each["time"] = now_ms
 
 
 def _step(line: dict[str, Any]) -> str | None:

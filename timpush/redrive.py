@@ -491,7 +491,11 @@ def _source(spec: str) -> SourceLike:
         return FileSource(rest)
     if scheme == "sqs" and rest:
         return QueueSource(rest)
-    raise Usage(f"--from must be file:PATH or sqs:QUEUE_URL, got {spec!r}")
+    if scheme == "tdmq-cmq" and rest:
+        from timpush.redrive_tdmq import TdmqSource  # SCF's dead letters (TDMQ for CMQ's data-flow API)
+
+        return TdmqSource(rest)
+    raise Usage(f"--from must be file:PATH, sqs:QUEUE_URL or tdmq-cmq:REGION/QUEUE, got {spec!r}")
 
 
 def _target(spec: str, source_spec: str) -> TargetLike:

@@ -1,8 +1,12 @@
-"""SCF's API Gateway trigger: the same ``PATCH /sched-tasks/{taskId}`` as on AWS, answered alike.
+"""SCF's HTTP events: a Function URL request and API Gateway's (gateways made before Tencent retired them),
+each the same ``PATCH /sched-tasks/{taskId}`` as on AWS, answered alike.
 
-The event (API.md 5.3) is handed to the AWS adapter's REST (v1) resolver in its shape, so the route,
-the statuses and the body are one code path; the answer goes back in SCF's integration-response shape.
-The task id comes from ``pathParameters.taskId`` when the API names it so, else from the path.
+The event (API.md 5.3, 5.7) is handed to the AWS adapter's REST (v1) resolver in its shape, so the route,
+the statuses and the body are one code path; the answer goes back as SCF wants it: API Gateway's
+integration response, or a Function URL's ``{"statusCode", "headers", "body"}``. The task id comes from
+``pathParameters.taskId`` when the API names it so, else from the path. A Function URL event has no
+``requestContext``: Tencent documents no request-time or request-id header for it (583/96099), so its issue
+time is the receipt and its id the invocation's ``request_id``.
 """
 
 from __future__ import annotations
@@ -15,14 +19,20 @@ from handler.sources import http
 SOURCE_KIND = "scf"
 
 
-def handle(event: dict[str, Any], runtime: Runtime, deadline: float) -> dict[str, Any]:
-    answer = http.handle(as_rest_v1(event), None, runtime, deadline, "v1", SOURCE_KIND)
-    return integration_response(answer)
+def handle(event: dict[str, Any], runtime: Runtime, deadline: float, request_id: str | None = None
+           ) -> dict[str, Any]:
+    """Answer an API Gateway event, or a Function URL one (no ``requestContext``; ``request_id`` names it)."""
+    answer = integration_response(http.handle(as_rest_v1(event, request_id), None, runtime, deadline, "v1",
+                                              SOURCE_KIND))
+    if not isinstance(event.get("requestContext"), dict):
+        del answer["isBase64Encoded"]  # a Function URL's answer is statusCode, headers and body (583/96099)
+    return answer
 
 
-def as_rest_v1(event: dict[str, Any]) -> dict[str, Any]:
+def as_rest_v1(event: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
     """The SCF event in API Gateway REST (payload 1.0) form, which the v1 resolver reads."""
-    context = event["requestContext"]
+    given = event.get("requestContext")
+    context = given if isinstance(given, dict) else {"requestId": request_id}
     method = str(event.get("httpMethod") or context.get("httpMethod") or "")
     return {
         "resource": context.get("path") or "/",

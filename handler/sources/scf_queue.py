@@ -1,4 +1,5 @@
-"""SCF's queue triggers: CKafka and CMQ Topic batches (``Records[]``), TDMQ through EventBridge (one message).
+"""SCF's queue triggers: CKafka and CMQ Topic batches (``Records[]``), TDMQ through EventBridge (one event,
+or a batch ``{"EventList": [event, ...]}`` when the rule delivers in batches, 583/59100).
 
 SCF has no partial-batch answer and replays a whole CKafka batch after an error (up to 10,000 times by
 default), so each message is finished on its own and at once: applied (retryable failures are retried
@@ -45,9 +46,11 @@ class Message:
 
 
 def kind_of(event: Any) -> str | None:
-    """``ckafka``, ``cmq`` or ``tdmq`` for a queue event, None for anything else."""
+    """``ckafka``, ``cmq``, ``tdmq`` or ``eventlist`` for a queue event, None for anything else."""
     if not isinstance(event, dict):
         return None
+    if isinstance(event.get("EventList"), list):
+        return "eventlist"
     data = event.get("data")
     if isinstance(data, dict) and "msgBody" in data:
         return "tdmq"
@@ -102,6 +105,8 @@ def _no_body(message: Message, issued: datetime) -> Outcome:
 def messages(kind: str, event: dict[str, Any]) -> list[Message]:
     if kind == "tdmq":
         return [_tdmq(event)]
+    if kind == "eventlist":
+        return [_event(index, each) for index, each in enumerate(event["EventList"])]
     key = RECORD_KEYS[kind]
     return [_record(kind, key, index, record) for index, record in enumerate(event["Records"])]
 
@@ -118,10 +123,17 @@ def _record(kind: str, key: str, index: int, record: Any) -> Message:
     return Message(ident, inner.get("msgBody"), where, record, _text(inner.get("publishTime")))
 
 
-def _tdmq(event: dict[str, Any]) -> Message:
+def _tdmq(event: dict[str, Any], where: str = "data") -> Message:
     data = event["data"]
     ident = f"tdmq:{data.get('topic')}/{data.get('msgId') or event.get('id')}"
-    return Message(ident, data.get("msgBody"), "data", event, _text(event.get("time")))
+    return Message(ident, data.get("msgBody"), where, event, _text(event.get("time")))
+
+
+def _event(index: int, event: Any) -> Message:
+    """One event of a batch; one without ``data`` (not a TDMQ message) is a message without a body."""
+    if isinstance(event, dict) and isinstance(event.get("data"), dict):
+        return _tdmq(event, f"EventList[{index}].data")
+    return Message(f"eventbridge:event-{index}", None, f"EventList[{index}].data", event)
 
 
 def _text(value: Any) -> str | None:

@@ -19,8 +19,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.loopback import JsonHandler, LoopbackServer
 
 _AUTH = re.compile(
     r"TC3-HMAC-SHA256 Credential=(?P<id>[^/]+)/(?P<date>\d{4}-\d{2}-\d{2})/(?P<service>[^/]+)/tc3_request, "
@@ -51,7 +53,7 @@ class _Calls:
     delay: float = 0.0
 
 
-class FakeTencentApi:
+class FakeTencentApi(LoopbackServer):
     """Start with ``start()`` or ``with``; ``stop()`` takes the endpoint down (connections refused)."""
 
     SERVICE = ""
@@ -62,46 +64,13 @@ class FakeTencentApi:
         self.require_token = require_token
         self._calls = _Calls()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._port = 0
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def actions(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
         """The service's actions by name: each takes the request body and returns the Response fields."""
         raise NotImplementedError
-
-    # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> FakeTencentApi:
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), _handler_for(self))
-        self._server.daemon_threads = True
-        self._port = self._server.server_address[1]  # a restart comes back on the same port
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeTencentApi:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-    @property
-    def host(self) -> str:
-        """``127.0.0.1:PORT``, what HttpProfile(endpoint=...) wants."""
-        return f"127.0.0.1:{self._port}"
-
-    @property
-    def endpoint(self) -> str:
-        """``http://127.0.0.1:PORT``, the TENCENTCLOUD_*_ENDPOINT form."""
-        return f"http://{self.host}"
 
     # -- test controls ---------------------------------------------------------------------------
     def fail_next(self, code: str, message: str = "injected failure") -> None:
@@ -183,8 +152,7 @@ def tc3_signature(secret_key: str, headers: dict[str, str], payload: bytes, date
 
 
 def _handler_for(fake: FakeTencentApi) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(JsonHandler):
 
         def do_POST(self) -> None:  # noqa: N802  (http.server's naming)
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -196,20 +164,7 @@ def _handler_for(fake: FakeTencentApi) -> type[BaseHTTPRequestHandler]:
                 response = {"Error": {"Code": exc.code, "Message": exc.message}}
             if fake._calls.delay:
                 time.sleep(fake._calls.delay)
-            self._reply({"Response": {**response, "RequestId": request_id}})
-
-        def _reply(self, document: dict[str, Any]) -> None:
-            payload = json.dumps(document).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.send_header("Connection", "close")  # no pooled connection outlives stop()
-            self.close_connection = True
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (keep test output quiet)
-            pass
+            self.reply_json({"Response": {**response, "RequestId": request_id}})
 
     return Handler
 

@@ -37,8 +37,8 @@ def test_demo_shows_the_whole_flow(tmp_path: Path) -> None:
     for sample in [*(ROOT / "events").glob("*.json"), *(ROOT / "events" / "scf").glob("*.json")]:
         assert f"  {sample.stem} " in out, sample.stem
     assert "through handler.main_handler (Tencent SCF)" in out
-    # And failures of each kind landed in the dead-letter file with their codes (5 from the SCF samples)
-    assert f"Dead letters (13) in {dead}" in out and " 90105 retryable" in out
+    # And failures of each kind landed in the dead-letter file with their codes (7 from the SCF samples)
+    assert f"Dead letters (15) in {dead}" in out and " 90105 retryable" in out
     # Then the retryable one was redriven once the server was healthy; the permanent ones stay
     letters = [json.loads(line) for line in dead.read_text().splitlines()]
     assert {d["error"]["code"] for d in letters} == {90104, 90106, 90110}
@@ -48,7 +48,7 @@ def test_demo_shows_the_whole_flow(tmp_path: Path) -> None:
     # and a modification naming an unknown app was refused and dead-lettered
     assert "TaskID 1234567890: succeeded (ErrorCode 0)\n  TaskID 2000000001: succeeded (ErrorCode 0)\n" in out
     assert "app 1400000001's server saw [0]; app 1400000002's saw [60007, 60007, 0]" in out
-    assert len(letters) == 13 and sum(d["source"]["kind"] == "scf" for d in letters) == 5
+    assert len(letters) == 15 and sum(d["source"]["kind"] == "scf" for d in letters) == 7
     assert letters[-1]["request"]["Sdkappid"] == 1400000009
     assert letters[-1]["error"]["info"].startswith("Sdkappid: 1400000009 is not an app this deployment serves")
 

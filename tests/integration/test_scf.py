@@ -59,6 +59,7 @@ QUEUED = {
     "ckafka": [0, 0], "ckafka-failing": [90104, 90106],
     "cmq-topic": [0], "cmq-topic-failing": [90110],
     "tdmq": [0], "tdmq-failing": [90104],
+    "eventbridge-batch": [0, 0], "eventbridge-batch-failing": [90104, 90106],
 }
 
 
@@ -68,6 +69,8 @@ def message_bodies(event: dict[str, Any]) -> list[str]:
         return [event["Message"]]
     if "data" in event:
         return [event["data"]["msgBody"]]
+    if "EventList" in event:
+        return [each["data"]["msgBody"] for each in event["EventList"]]
     return [next(iter(record.values()))["msgBody"] for record in event["Records"]]
 
 
@@ -95,10 +98,11 @@ def test_queue_and_timer_samples_finish_every_message(name: str, env: dict[str, 
     ("cmq-topic-failing", "2026-11-30T08:00:00.250Z"),  # publishTime
     ("tdmq-failing", "2025-11-30T08:00:00.000Z"),  # time, epoch milliseconds
     ("timer-failing", "2026-11-30T09:00:00.000Z"),  # the trigger's Time
+    ("eventbridge-batch-failing", "2025-11-30T08:00:01.000Z"),  # each event's time (the first here)
 ])
 def test_the_issue_time_comes_from_the_event(name: str, issued: str, env: dict[str, str], dead: Path) -> None:
     assert summary_codes(invoke(sample(name), env)) != [0]
-    (letter,) = dead_letters(dead)
+    letter = dead_letters(dead)[0]
     assert letter["issued_at"] == issued
 
 
@@ -137,6 +141,41 @@ def test_api_gateway_answers_like_the_aws_http_trigger(name: str, status: int, c
     assert body["ActionStatus"] == ("OK" if status == 200 else "FAIL")
     assert not dead.exists()  # HTTP failures are answered: the caller owns its retry
     assert [line["source"]["kind"] for line in run.outcomes()] == ["scf"]
+
+
+@pytest.mark.parametrize(("name", "status", "code", "task"), [
+    ("function-url", 200, 0, VIP), ("function-url-failing", 409, 90106, DISPATCHED)])
+def test_a_function_url_request_answers_like_the_aws_http_trigger(name: str, status: int, code: int, task: int,
+                                                                  env: dict[str, str], tasks: Emulator,
+                                                                  dead: Path) -> None:
+    # Given a Function URL request (no requestContext) for PATCH /sched-tasks/{taskId}
+    run = invoke(sample(name), env)
+    # Then the answer is the Function URL's {statusCode, headers, body} with the AWS route's status and envelope
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert set(run.result) == {"statusCode", "headers", "body"} and run.result["statusCode"] == status
+    body = json.loads(run.result["body"])
+    assert (body["ErrorCode"], body["TaskID"]) == (code, task)
+    assert not dead.exists()  # answered, not dead-lettered
+    (line,) = run.outcomes()
+    assert line["source"]["kind"] == "scf" and line["source"]["id"]  # the invocation's request id
+    if status == 200:
+        assert get_task(tasks, VIP)["Content"]["OfflinePushInfo"]["Desc"] == "Now at 10:00"
+
+
+def test_a_function_url_rate_limit_is_429_with_retry_after(env: dict[str, str], tasks: Emulator) -> None:
+    tasks.add_faults([Fault(kind="rate_limit", count=20, api="modify")])
+    run = invoke(sample("function-url"), {**env, "IM_MAX_ATTEMPTS": "1"})
+    assert run.result["statusCode"] == 429 and run.result["headers"]["Retry-After"] == "1"
+    assert json.loads(run.result["body"])["ErrorCode"] == 60007
+
+
+def test_an_eventbridge_batch_event_without_data_is_dead_lettered_not_dropped(env: dict[str, str],
+                                                                               dead: Path) -> None:
+    event = sample("eventbridge-batch")
+    event["EventList"].append({"specversion": "1.0", "id": "x", "type": "other"})
+    assert summary_codes(invoke(event, env)) == [0, 0, 90104]
+    (letter,) = dead_letters(dead)
+    assert "EventList[2].data.msgBody" in letter["error"]["info"] and json.loads(letter["raw"])["id"] == "x"
 
 
 def test_ckafka_batch_mixing_success_invalid_too_late_and_retryable_spent(
@@ -229,7 +268,7 @@ def test_the_compat_names_behave_as_on_311_under_310() -> None:
 def test_every_sample_has_a_failing_variant() -> None:
     names = {p.stem for p in SCF_EVENTS.glob("*.json")}
     bases = {n for n in names if not n.endswith("-failing")}
-    assert bases == {"timer", "apigw", "ckafka", "cmq-topic", "tdmq"}
+    assert bases == {"timer", "apigw", "function-url", "ckafka", "cmq-topic", "tdmq", "eventbridge-batch"}
     assert {f"{n}-failing" for n in bases} == names - bases
 
 

@@ -1,5 +1,8 @@
 """deploy/scf/serverless.yml against the inputs the Serverless Cloud Framework's ``scf`` component documents
-(serverless-components/tencent-scf, docs/configure.md: the full configuration and its parameter tables).
+(serverless-components/tencent-scf, docs/configure.md: the full configuration and its parameter tables; the
+Function URL trigger ``http`` as serverless-tencent/tencent-component-toolkit src/modules/triggers/http.ts
+reads it: name, qualifier, authType NONE|CAM, netConfig.enableIntranet/enableExtranet (both off by default),
+corsConfig).
 
 Nothing here deploys: the shape is checked, so a typo (``memorysize``) or an input the component would
 ignore fails here rather than silently on ``scf deploy``.
@@ -31,7 +34,8 @@ TRIGGERS: dict[str, tuple[set[str], set[str]]] = {
     "timer": ({"name", "qualifier", "cronExpression", "argument", "enable"}, {"cronExpression"}),
     "apigw": ({"serviceName", "serviceId", "protocols", "netTypes", "description", "environment", "endpoints"},
               {"endpoints"}),
-    "ckafka": ({"name", "qualifier", "topic", "maxMsgNum", "offset", "retry", "enable"},
+    "http": ({"name", "qualifier", "authType", "netConfig", "corsConfig"}, set()),
+    "ckafka": ({"name", "qualifier", "topic", "maxMsgNum", "offset", "retry", "timeout", "enable"},
                {"name", "topic", "maxMsgNum", "offset", "retry"}),
     "cmq": ({"name", "qualifier", "filterType", "filterKey", "enable"}, {"name"}),
     "cos": ({"qualifier", "bucket", "filter", "events", "enable"}, {"bucket", "filter", "events"}),
@@ -42,6 +46,10 @@ ENDPOINT = {"path", "method", "apiId", "apiName", "description", "enableCORS", "
             "param", "function", "usagePlan", "auth", "isBase64Encoded", "isBase64Trigger",
             "base64EncodedTriggerRules"}
 PARAM = {"name", "position", "required", "type", "defaultValue", "desc"}
+NET_CONFIG = {"enableIntranet", "enableExtranet"}
+VPC = {"vpcId", "subnetId"}
+# the role's policies, named in the descriptor's header and in docs/deploy-scf.md alike
+POLICIES = ("timpush-modifier-ssm", "QcloudTDMQFullAccess", "QcloudCKafkaFullAccess")
 ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{1,63}")  # SCF: a letter first; letters, digits, _; 2-64 bytes
 
 
@@ -57,12 +65,17 @@ def inputs(doc: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def triggers(inputs: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    found = {}
+def triggers(inputs: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
     for event in inputs["events"]:
         ((kind, body),) = event.items()
-        found[kind] = body["parameters"]
+        found.append((kind, body["parameters"]))
     return found
+
+
+def trigger(inputs: dict[str, Any], kind: str) -> dict[str, Any]:
+    (parameters,) = [p for k, p in triggers(inputs) if k == kind]
+    return parameters
 
 
 def test_component_and_documented_inputs_only(doc: dict[str, Any], inputs: dict[str, Any]) -> None:
@@ -101,23 +114,39 @@ def test_environment_configures_the_handler_for_scf(inputs: dict[str, Any]) -> N
     assert set(variables.get("DEAD_LETTER_ROUTES", {})) <= CLASS_NAMES
 
 
-def test_triggers_are_timer_apigw_and_ckafka_with_documented_parameters(inputs: dict[str, Any]) -> None:
+def test_triggers_are_timers_a_function_url_and_ckafka_with_documented_parameters(inputs: dict[str, Any]) -> None:
     found = triggers(inputs)
-    assert set(found) == {"timer", "apigw", "ckafka"}
-    for kind, parameters in found.items():
+    assert sorted(kind for kind, _ in found) == ["ckafka", "http", "timer", "timer"]  # no apigw: retired (583/107631)
+    for kind, parameters in found:
         documented, required = TRIGGERS[kind]
         assert set(parameters) <= documented, kind
         assert required <= set(parameters), kind
-    assert found["ckafka"]["offset"] == "latest" and found["ckafka"]["retry"] >= 1
-    assert 1 <= found["ckafka"]["maxMsgNum"] <= 10_000
+    ckafka = trigger(inputs, "ckafka")
+    assert ckafka["offset"] == "latest" and ckafka["retry"] >= 1 and 1 <= ckafka["maxMsgNum"] <= 10_000
 
 
-def test_the_api_is_patch_sched_tasks_behind_api_keys_never_open(inputs: dict[str, Any]) -> None:
-    (endpoint,) = triggers(inputs)["apigw"]["endpoints"]
-    assert set(endpoint) <= ENDPOINT
-    assert (endpoint["path"], endpoint["method"]) == ("/sched-tasks/{taskId}", "PATCH")
-    assert endpoint["auth"]["secretName"] and endpoint["usagePlan"]["usagePlanName"]  # key-based auth on
-    assert endpoint["function"]["isIntegratedResponse"] is True  # main_handler answers statusCode/headers/body
-    (param,) = endpoint["param"]
-    assert set(param) <= PARAM and (param["name"], param["position"], param["required"]) == ("taskId", "PATH", True)
-    assert endpoint["serviceTimeout"] >= inputs["timeout"]
+def test_the_function_url_is_behind_cam_never_open(inputs: dict[str, Any]) -> None:
+    url = trigger(inputs, "http")
+    assert url["authType"] == "CAM"
+    assert set(url["netConfig"]) <= NET_CONFIG and any(url["netConfig"].values())  # both off: unreachable
+
+
+def test_the_maintenance_timer_fires_every_10_minutes(inputs: dict[str, Any]) -> None:
+    timers = [p for kind, p in triggers(inputs) if kind == "timer"]
+    (maintenance,) = [t for t in timers if t.get("argument") == handler.scf.MAINTENANCE]
+    # SCF's cron: second minute hour day month week year
+    assert maintenance["cronExpression"].split() == ["0", "*/10", "*", "*", "*", "*", "*"]
+    assert maintenance["enable"] is True
+
+
+def test_the_function_runs_in_the_ckafka_vpc_with_public_egress(inputs: dict[str, Any]) -> None:
+    assert set(inputs["vpcConfig"]) == VPC
+    assert all(re.fullmatch(r"\$\{env:[A-Z_]+\}", value) for value in inputs["vpcConfig"].values())
+    assert inputs["publicAccess"] is True  # the IM API, SSM and TDMQ's public addresses from inside the VPC
+
+
+def test_the_roles_policies_are_named_in_the_descriptor_and_the_guide(inputs: dict[str, Any]) -> None:
+    assert inputs["role"]
+    header = DESCRIPTOR.read_text(encoding="utf-8").split("\napp:")[0]
+    guide = (ROOT / "docs" / "deploy-scf.md").read_text(encoding="utf-8")
+    assert all(policy in header and policy in guide for policy in POLICIES)

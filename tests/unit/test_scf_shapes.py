@@ -27,11 +27,21 @@ def test_deadline_is_the_time_limit_from_the_invocation_start(context: dict[str,
 
 @pytest.mark.parametrize(("name", "kind"), [
     ("ckafka", "ckafka"), ("ckafka-failing", "ckafka"), ("cmq-topic", "cmq"), ("cmq-topic-failing", "cmq"),
-    ("tdmq", "tdmq"), ("tdmq-failing", "tdmq"), ("timer", None), ("apigw", None),
+    ("tdmq", "tdmq"), ("tdmq-failing", "tdmq"), ("timer", None), ("apigw", None), ("function-url", None),
+    ("eventbridge-batch", "eventlist"), ("eventbridge-batch-failing", "eventlist"),
 ])
 def test_queue_shapes(name: str, kind: str | None) -> None:
     assert scf_queue.kind_of(sample(name)) == kind
     assert scf.is_apigw(sample(name)) == name.startswith("apigw")
+    assert scf.is_function_url(sample(name)) == name.startswith("function-url")
+
+
+def test_an_eventbridge_batch_is_one_message_per_event_in_order() -> None:
+    got = scf_queue.messages("eventlist", sample("eventbridge-batch"))
+    assert [m.id for m in got] == ["tdmq:persistent://1250000000/timpush/modifications/123345361",
+                                   "tdmq:persistent://1250000000/timpush/modifications/123345362"]
+    assert [m.issued for m in got] == ["1764489600000", "1764489600500"]
+    assert [m.where for m in got] == ["EventList[0].data", "EventList[1].data"]
 
 
 def test_message_ids_name_the_trigger_and_the_message() -> None:
