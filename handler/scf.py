@@ -17,14 +17,14 @@ from handler.deadletter import Source
 from handler.entry import DEADLINE_MARGIN, DEFAULT_BUDGET
 from handler.observability import logger, metrics, on_scf
 from handler.runtime import Runtime, runtime
-from handler.sources import direct, scf_queue
+from handler.sources import MalformedEvent, direct, scf_queue
 
 SOURCE_KIND = "scf"
 _SHAPES = ('Timer ({"Type": "Timer"}), API Gateway (requestContext.serviceId), CKafka (Records[].Ckafka), '
            "CMQ Topic (Records[].CMQ) or TDMQ through EventBridge (data.msgBody)")
 
 
-class UnrecognisedEvent(ValueError):
+class UnrecognisedEvent(MalformedEvent):
     """The event is none of the shapes SCF delivers to this function."""
 
 

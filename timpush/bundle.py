@@ -84,13 +84,17 @@ class BundleError(Exception):
     """The artifact cannot be built as asked; the message says why."""
 
 
+class ArchitectureError(BundleError):
+    """An architecture the platform does not run: a usage error (exit 2), not a failed build."""
+
+
 def build(out: Path, arch: str | None = None, with_pyc: bool = True, *, root: Path = ROOT,
           platform: str = "lambda") -> Path:
     """Build the artifact at ``out`` (relative to ``root`` unless absolute) and return its path."""
     target = PLATFORMS[platform]
     arch = arch or target.arches[0]
     if arch not in target.arches:
-        raise BundleError(f"unknown architecture {arch!r} for {platform}; one of {', '.join(target.arches)}")
+        raise ArchitectureError(f"unknown architecture {arch!r} for {platform}; one of {', '.join(target.arches)}")
     out = out if out.is_absolute() else root / out
     with tempfile.TemporaryDirectory(prefix="timpush-bundle-") as tmp:
         stage = Path(tmp) / "task"
@@ -291,12 +295,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Exit status: 0 built, 1 the build failed (pip, compiling, size), 2 an architecture the platform lacks."""
     try:
         out = args.out.resolve() if args.out is not None else PLATFORMS[args.platform].out  # given: from the cwd
         path = build(out, arch=args.arch, with_pyc=args.with_pyc, platform=args.platform)
     except BundleError as exc:
         print(f"timpush bundle: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, ArchitectureError) else 1
     with zipfile.ZipFile(path) as archive:
         unzipped = sum(info.file_size for info in archive.infolist())
         count = len(archive.infolist())

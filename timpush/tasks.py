@@ -154,17 +154,18 @@ def _given_up(result: client.ImResult, attempts: int, started: float) -> TaskErr
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="tasks_command", required=True, metavar="{get,list}")
     get = sub.add_parser("get", help="show tasks by TaskID (get_sched_task)")
-    get.add_argument("task_ids", nargs="+", type=_task_id, metavar="TASKID")
+    get.add_argument("task_ids", nargs="+", type=positive_int, metavar="TASKID")
     listing = sub.add_parser("list", help="show the newest tasks (list_sched_task, paged)")
-    listing.add_argument("--limit", type=_task_id, default=DEFAULT_LIMIT, metavar="N",
+    listing.add_argument("--limit", type=positive_int, default=DEFAULT_LIMIT, metavar="N",
                          help=f"show at most N tasks (default {DEFAULT_LIMIT})")
     for each in (get, listing):
         each.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
-        each.add_argument("--sdkappid", type=_task_id, metavar="N",
+        each.add_argument("--sdkappid", type=positive_int, metavar="N",
                           help="the app to read; required when several are configured (IM_APPS)")
 
 
-def _task_id(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argument that must be a positive whole number (a TaskID, a count, an SDKAppID, seconds)."""
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return int(text)
