@@ -282,6 +282,9 @@ def _warn(message: str) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from timpush import helptext
+
+    helptext.describe(parser, helptext.BUNDLE)
     parser.add_argument("--platform", choices=sorted(PLATFORMS), default="lambda",
                         help="lambda (default) or scf: Tencent SCF, Python 3.10 on x86_64 (deploy/scf/serverless.yml)")
     parser.add_argument("--arch", choices=sorted(ARCHES), default=None,

@@ -127,13 +127,21 @@ def _seconds(text: str) -> float:
 def _demo(args: argparse.Namespace) -> int:
     from timpush.demo import run
 
+    folder = os.path.dirname(os.path.abspath(args.dead_letters))
+    if not os.path.isdir(folder) or os.path.isdir(args.dead_letters):
+        print(f"timpush demo: --dead-letters {args.dead_letters}: "
+              f"{'a directory' if os.path.isdir(args.dead_letters) else 'no directory ' + folder}; "
+              "name a file in an existing directory", file=sys.stderr)
+        return 2
     return run(args)
 
 
 def _parser() -> argparse.ArgumentParser:
+    from timpush import helptext
     from timpush.tasks import positive_int
 
     parser = argparse.ArgumentParser(prog="timpush", description=__doc__)
+    helptext.describe(parser, helptext.TOP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     invoke = sub.add_parser("invoke", help="run handler.lambda_handler (or handler.main_handler with --platform "
@@ -144,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("--timeout", type=_seconds, default=60.0,
                         help="the stand-in context's timeout, seconds above 0 (default 60)")
     invoke.set_defaults(func=_invoke)
+    helptext.describe(invoke, helptext.INVOKE)
 
     usersig = sub.add_parser("usersig", help="print an admin UserSig (key from IM_SECRET_KEY or stdin)")
     usersig.add_argument("--sdkappid", type=positive_int, help="default IM_SDKAPPID")
@@ -151,14 +160,16 @@ def _parser() -> argparse.ArgumentParser:
     usersig.add_argument("--expire", type=positive_int, default=86400,
                          help="validity in seconds, above 0 (default 86400, one day)")
     usersig.set_defaults(func=_usersig)
+    helptext.describe(usersig, helptext.USERSIG)
 
     demo = sub.add_parser("demo", help="run the whole flow locally: emulator, handler, dead letters")
     demo.add_argument("--dead-letters", default="demo-dead-letters.jsonl", help="file the demo dead-letters to")
     demo.add_argument("--verbose", action="store_true", help="also show the handler's JSON log lines (stderr)")
     demo.set_defaults(func=_demo)
+    helptext.describe(demo, helptext.DEMO)
 
     for name, (module_name, text) in _PLUGINS.items():
-        plugin = sub.add_parser(name, help=text)
+        plugin = sub.add_parser(name, help=text, description=text)
         module = importlib.import_module(module_name)
         module.add_arguments(plugin)
         plugin.set_defaults(func=module.run)
@@ -168,7 +179,8 @@ def _parser() -> argparse.ArgumentParser:
 # Commands whose arguments live with their module: each has ``add_arguments(parser)`` and ``run(args)``.
 _PLUGINS: dict[str, tuple[str, str]] = {
     "emulator": ("timpush.emulator.cli", "serve the local IM emulator"),
-    "bundle": ("timpush.bundle", "build the Lambda artifact (cp312 wheels, precompiled .pyc, deterministic zip)"),
+    "bundle": ("timpush.bundle", "build the Lambda artifact, or the SCF one with --platform scf (wheels, "
+                                 "precompiled .pyc, deterministic zip)"),
     "redrive": ("timpush.redrive",
                 "move dead letters (file:PATH or sqs:URL) back to the work queue or apply them now (direct)"),
     "send": ("timpush.send",

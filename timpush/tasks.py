@@ -152,6 +152,10 @@ def _given_up(result: client.ImResult, attempts: int, started: float) -> TaskErr
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from timpush import helptext
+
+    text = helptext.TASKS.format(budget=CALL_BUDGET)
+    helptext.describe(parser, text)
     sub = parser.add_subparsers(dest="tasks_command", required=True, metavar="{get,list}")
     get = sub.add_parser("get", help="show tasks by TaskID (get_sched_task)")
     get.add_argument("task_ids", nargs="+", type=positive_int, metavar="TASKID")
@@ -159,6 +163,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--limit", type=positive_int, default=DEFAULT_LIMIT, metavar="N",
                          help=f"show at most N tasks (default {DEFAULT_LIMIT})")
     for each in (get, listing):
+        helptext.describe(each, text)
         each.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
         each.add_argument("--sdkappid", type=positive_int, metavar="N",
                           help="the app to read; required when several are configured (IM_APPS)")

@@ -105,6 +105,12 @@ def test_bad_arguments_exit_2_naming_them(args: tuple[str, ...], named: str, tmp
     assert named in run.stderr and "Traceback" not in run.stderr
 
 
+def test_demo_refuses_a_dead_letter_file_it_could_not_write(tmp_path: Path) -> None:
+    run = timpush("demo", "--dead-letters", str(tmp_path / "missing" / "demo.jsonl"))
+    _one_line(run, f"timpush demo: --dead-letters {tmp_path / 'missing' / 'demo.jsonl'}: no directory")
+    _one_line(timpush("demo", "--dead-letters", str(tmp_path)), f"--dead-letters {tmp_path}: a directory")
+
+
 def test_usersig_names_an_sdkappid_that_is_not_a_number(tmp_path: Path) -> None:
     run = timpush("usersig", env={"IM_SECRET_KEY": KEY, "IM_SDKAPPID": "14000x"}, stdin="")
     assert run.returncode == 2 and "IM_SDKAPPID='14000x' is not a positive integer" in run.stderr

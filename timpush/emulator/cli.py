@@ -24,6 +24,9 @@ KEY_VARIABLE = "IM_SECRET_KEY"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from timpush import helptext
+
+    helptext.describe(parser, helptext.EMULATOR)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port to bind, 0 for any (default 8080)")
     parser.add_argument("--sdkappid", type=int, default=DEFAULT_SDKAPPID, help="the emulated SDKAppID")
