@@ -176,6 +176,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_level_problem() -> str | None:
+    """The log level powertools will read (POWERTOOLS_LOG_LEVEL, else LOG_LEVEL), when it names no level."""
+    import logging
+
+    name = "POWERTOOLS_LOG_LEVEL" if os.environ.get("POWERTOOLS_LOG_LEVEL") else "LOG_LEVEL"
+    value = os.environ.get(name, "")
+    if not value or isinstance(logging.getLevelName(value.upper()), int):
+        return None
+    return f"{name}={value!r}: not a log level (DEBUG, INFO, WARNING, ERROR or CRITICAL)"
+
+
 # Commands whose arguments live with their module: each has ``add_arguments(parser)`` and ``run(args)``.
 _PLUGINS: dict[str, tuple[str, str]] = {
     "emulator": ("timpush.emulator.cli", "serve the local IM emulator"),
@@ -190,6 +201,10 @@ _PLUGINS: dict[str, tuple[str, str]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    problem = _log_level_problem()
+    if problem:  # the handler's logger would refuse it with a traceback when the first command imports it
+        print(f"timpush: {problem}", file=sys.stderr)
+        return 2
     args: Any = _parser().parse_args(argv)
     code: int = args.func(args)
     return code

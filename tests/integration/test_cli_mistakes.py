@@ -115,3 +115,15 @@ def test_usersig_names_an_sdkappid_that_is_not_a_number(tmp_path: Path) -> None:
     run = timpush("usersig", env={"IM_SECRET_KEY": KEY, "IM_SDKAPPID": "14000x"}, stdin="")
     assert run.returncode == 2 and "IM_SDKAPPID='14000x' is not a positive integer" in run.stderr
     assert "Traceback" not in run.stderr and KEY not in run.stderr
+
+
+@pytest.mark.parametrize(("variable", "value", "named"), [
+    ("IM_RATE_LIMIT", "5/s", "timpush invoke: configuration error: IM_RATE_LIMIT: Input should be a valid number, "
+                             "unable to parse string as a number (got '5/s')"),
+    ("POWERTOOLS_LOG_LEVEL", "verbose", "timpush: POWERTOOLS_LOG_LEVEL='verbose': not a log level"),
+    ("LOG_LEVEL", "loud", "timpush: LOG_LEVEL='loud': not a log level"),
+], ids=["rate-limit", "powertools-log-level", "log-level"])
+def test_a_bad_variable_is_named_with_its_value(variable: str, value: str, named: str, tmp_path: Path) -> None:
+    run = timpush("invoke", "-", env=_env(tmp_path, **{variable: value}), stdin=json.dumps(PAST))
+    _one_line(run, named)
+    assert "Value error" not in run.stderr and KEY not in run.stderr
