@@ -36,7 +36,7 @@ def _one_line(run: subprocess.CompletedProcess[str], text: str) -> None:
     """Exit 2 and ``text`` on one line of its own, not inside a traceback."""
     lines = run.stderr.splitlines()
     assert run.returncode == 2, run.stderr
-    assert [line for line in lines if text in line and line.startswith("timpush ")], run.stderr
+    assert [line for line in lines if text in line and line.startswith("timpush")], run.stderr
     assert not [line for line in lines if line.startswith("Traceback")], run.stderr
     assert run.stdout == ""
 
