@@ -98,7 +98,8 @@ def test_a_body_marked_base64_that_is_not_is_a_400_naming_it(tmp_path: Path) -> 
     (("usersig", "--expire", "-5"), "argument --expire: expected a positive integer, got '-5'"),
     (("usersig", "--sdkappid", "0"), "argument --sdkappid: expected a positive integer, got '0'"),
     (("bundle", "--platform", "scf", "--arch", "arm64"), "unknown architecture 'arm64' for scf; one of x86_64"),
-], ids=["timeout-zero", "timeout-negative", "expire-negative", "sdkappid-zero", "scf-arm64"])
+    (("emulator", "--port", "99999"), "argument --port: expected a port from 0 to 65535, got '99999'"),
+], ids=["timeout-zero", "timeout-negative", "expire-negative", "sdkappid-zero", "scf-arm64", "port"])
 def test_bad_arguments_exit_2_naming_them(args: tuple[str, ...], named: str, tmp_path: Path) -> None:
     run = timpush(*args, env=_env(tmp_path), stdin="{}", cwd=ROOT)
     assert run.returncode == 2, run.stderr
