@@ -298,19 +298,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit status: 0 built, 1 the build failed (pip, compiling, size), 2 an architecture the platform lacks."""
+    """Exit status: 0 built, 1 the build failed (pip, compiling, size, writing), 2 a bad argument."""
+    out = args.out.resolve() if args.out is not None else ROOT / PLATFORMS[args.platform].out  # given: from the cwd
+    problem = _out_problem(out)  # checked before minutes of pip
+    if problem:
+        print(f"timpush bundle: --out {args.out}: {problem}", file=sys.stderr)
+        return 2
     try:
-        out = args.out.resolve() if args.out is not None else PLATFORMS[args.platform].out  # given: from the cwd
         path = build(out, arch=args.arch, with_pyc=args.with_pyc, platform=args.platform)
     except BundleError as exc:
         print(f"timpush bundle: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ArchitectureError) else 1
+    except OSError as exc:
+        print(f"timpush bundle: {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     with zipfile.ZipFile(path) as archive:
         unzipped = sum(info.file_size for info in archive.infolist())
         count = len(archive.infolist())
     zipped = path.stat().st_size
     print(f"{path}: {zipped / 1e6:.1f} MB zipped, {unzipped / 1e6:.1f} MB unzipped, {count} files")
     return 0
+
+
+def _out_problem(out: Path) -> str | None:
+    """Why the zip could not be written where asked (its directory is made here), or None."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return f"{out.parent} is not a directory"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return f"{out} is a directory" if out.is_dir() else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -99,7 +99,9 @@ def test_a_body_marked_base64_that_is_not_is_a_400_naming_it(tmp_path: Path) -> 
     (("usersig", "--sdkappid", "0"), "argument --sdkappid: expected a positive integer, got '0'"),
     (("bundle", "--platform", "scf", "--arch", "arm64"), "unknown architecture 'arm64' for scf; one of x86_64"),
     (("emulator", "--port", "99999"), "argument --port: expected a port from 0 to 65535, got '99999'"),
-], ids=["timeout-zero", "timeout-negative", "expire-negative", "sdkappid-zero", "scf-arm64", "port"])
+    (("bundle", "--out", "/dev/null/artifact.zip"),
+     "timpush bundle: --out /dev/null/artifact.zip: /dev/null is not a directory"),
+], ids=["timeout-zero", "timeout-negative", "expire-negative", "sdkappid-zero", "scf-arm64", "port", "bundle-out"])
 def test_bad_arguments_exit_2_naming_them(args: tuple[str, ...], named: str, tmp_path: Path) -> None:
     run = timpush(*args, env=_env(tmp_path), stdin="{}", cwd=ROOT)
     assert run.returncode == 2, run.stderr
