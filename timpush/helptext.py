@@ -72,7 +72,7 @@ environment:
   python3.12 (python3.10) on PATH, or a pyenv one; without it the zip ships sources only (a warning says so).
 
 exit status: 0 built (path and sizes printed); 1 the build failed (pip, compiling, size limit);
-2 a bad argument (an --arch the platform does not run)
+2 a bad argument (an --arch the platform does not run, an --out that cannot be written)
 """
 
 EMULATOR = """\
