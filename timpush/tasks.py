@@ -210,8 +210,9 @@ def _get(reader: Reader, task_ids: Sequence[int], as_json: bool) -> int:
                            "meaning": meaning(exc.code)})
             if exc.code in UNREACHABLE and done < len(task_ids):  # the next ones would wait as long, in vain
                 not_read = list(task_ids[done:])
-                print(f"timpush tasks: stopped: the server cannot be reached; not read: "
-                      f"{' '.join(map(str, not_read))}", file=sys.stderr)
+                why = "does not answer" if exc.code == codes.TIMED_OUT else "cannot be reached"
+                print(f"timpush tasks: stopped: the server {why}; not read: {' '.join(map(str, not_read))}",
+                      file=sys.stderr)
                 break
     if as_json:
         print(json.dumps({"tasks": found, "errors": errors, "not_read": not_read}, ensure_ascii=False))

@@ -48,7 +48,7 @@ def test_get_from_a_server_that_never_answers_is_timed_out_and_stops(
     assert code == 1
     assert silent.accepted == 2
     assert "timpush tasks: 11: error -2 (timed out): ReadTimeout" in err and "gave up after 2 attempts" in err
-    assert "stopped: the server cannot be reached; not read: 12 13" in err
+    assert "stopped: the server does not answer; not read: 12 13" in err
     assert "60007" not in err and "Traceback" not in err
     document = json.loads(out)
     assert [(e["TaskID"], e["ErrorCode"]) for e in document["errors"]] == [(11, -2)]
