@@ -1,8 +1,9 @@
 """Configuration: one validated object, parsed once per process from the environment (DESIGN table).
 
-A bad value fails with one message naming the variable, at cold start, before any message is touched.
-Each variable has one parser; the messages keep the wording they had when pydantic parsed them, so logs and
-alarms that match them keep working. Plain Python because this runs at every cold start (docs/benchmarks.md).
+A bad value fails with one message naming the variable and showing the value (never a secret's), at cold
+start, before any message is touched. Each variable has one parser; the reasons keep the wording they had when
+pydantic parsed them, so logs and alarms that match them keep working. Plain Python because this runs at every
+cold start (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ _TABLE_NAME = r"[A-Za-z0-9_.-]{3,255}"
 CLASS_NAMES = frozenset({"invalid", "too_late", "retryable", "auth", "unknown"})
 ADMIN_MAX = 32  # characters; the IM admin identifier's limit
 MAX_ATTEMPTS_MAX = 20
+SECRET_VARIABLES = frozenset({"IM_SECRET_KEY", "IM_APPS"})  # their values never appear in a message
+SHOWN_MAX = 60  # characters of a bad value a message shows
+_USERINFO = r"(?<=://)[^/@\s]*@"  # user:password@ in a URL (a Redis store's password)
 
 
 class ConfigError(Exception):
@@ -144,29 +148,42 @@ def _admin(text: str) -> str:
     return text
 
 
-# --- the checks each variable states (their messages start "Value error, ", as they always have) -----------
+# --- the checks each variable states -------------------------------------------------------------------
 
 
 class _Rule(ValueError):
-    def __init__(self, message: str) -> None:
-        super().__init__(f"Value error, {message}")
+    """A variable's own rule broken; its message shows the value where it helps (through ``shown``)."""
+
+
+def shown(text: str) -> str:
+    """A bad value as a message shows it: quoted, cut to SHOWN_MAX characters, a URL's password hidden."""
+    text = re.sub(_USERINFO, "***@", text)
+    return repr(text if len(text) <= SHOWN_MAX else text[:SHOWN_MAX] + "...")
+
+
+def _problem(var: str, text: str, exc: ValueError) -> str:
+    """``VAR: reason``, with the value when the reason does not show it already (a secret's never)."""
+    reason = str(exc)
+    if var in SECRET_VARIABLES or shown(text) in reason:
+        return f"{var}: {reason}"
+    return f"{var}: {reason} (got {shown(text)})"
 
 
 def _check_sink(value: str, var: str) -> str:
     if not value.startswith(SINK_PREFIXES) or len(value.split(":", 1)[1]) == 0:
-        raise _Rule(f"{var} must be file:PATH, sqs:QUEUE_URL or tdmq-cmq:REGION/QUEUE, got {value!r}")
+        raise _Rule(f"{var} must be file:PATH, sqs:QUEUE_URL or tdmq-cmq:REGION/QUEUE, got {shown(value)}")
     return value
 
 
 def _region(value: str) -> str:
     if value not in REGION_DOMAINS:
-        raise _Rule(f"unknown region {value!r}; one of {', '.join(REGION_DOMAINS)}")
+        raise _Rule(f"unknown region {shown(value)}; one of {', '.join(REGION_DOMAINS)}")
     return value
 
 
 def _endpoint(value: str) -> str | None:
     if not value.startswith(("http://", "https://")):
-        raise _Rule(f"must start with http:// or https://, got {value!r}")
+        raise _Rule(f"must start with http:// or https://, got {shown(value)}")
     return value.rstrip("/")
 
 
@@ -189,7 +206,7 @@ def _routes(text: str) -> dict[str, str]:
 def _state_store(value: str) -> str:
     scheme, _, table = value.partition(":")
     if scheme != "dynamodb" or not re.fullmatch(_TABLE_NAME, table):
-        raise _Rule(f"must be dynamodb:TABLE (3-255 of A-Z a-z 0-9 _ . -), got {value!r}")
+        raise _Rule(f"must be dynamodb:TABLE (3-255 of A-Z a-z 0-9 _ . -), got {shown(value)}")
     return value
 
 
@@ -232,7 +249,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             try:
                 values[name] = parse(env[var])
             except ValueError as exc:
-                problems.append(f"{var}: {exc}")
+                problems.append(_problem(var, env[var], exc))
     if problems:
         raise ConfigError("; ".join(problems))
     settings = Settings(**values)  # type: ignore[arg-type]  # each parser returns its field's type

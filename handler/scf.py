@@ -17,7 +17,7 @@ from handler.deadletter import WRITE_DEADLINE, Source
 from handler.entry import DEADLINE_MARGIN, DEFAULT_BUDGET
 from handler.observability import logger, metrics, on_scf
 from handler.runtime import Runtime, runtime
-from handler.sources import direct, scf_queue
+from handler.sources import MalformedEvent, direct, scf_queue
 
 SOURCE_KIND = "scf"
 _SHAPES = ('Timer ({"Type": "Timer"}), Function URL (httpMethod, path, headers), API Gateway '
@@ -26,7 +26,7 @@ _SHAPES = ('Timer ({"Type": "Timer"}), Function URL (httpMethod, path, headers),
 MAINTENANCE = "maintenance"  # a Timer's Message that runs the maintenance job instead of a payload
 
 
-class UnrecognisedEvent(ValueError):
+class UnrecognisedEvent(MalformedEvent):
     """The event is none of the shapes SCF delivers to this function."""
 
 

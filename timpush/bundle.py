@@ -84,13 +84,17 @@ class BundleError(Exception):
     """The artifact cannot be built as asked; the message says why."""
 
 
+class ArchitectureError(BundleError):
+    """An architecture the platform does not run: a usage error (exit 2), not a failed build."""
+
+
 def build(out: Path, arch: str | None = None, with_pyc: bool = True, *, root: Path = ROOT,
           platform: str = "lambda") -> Path:
     """Build the artifact at ``out`` (relative to ``root`` unless absolute) and return its path."""
     target = PLATFORMS[platform]
     arch = arch or target.arches[0]
     if arch not in target.arches:
-        raise BundleError(f"unknown architecture {arch!r} for {platform}; one of {', '.join(target.arches)}")
+        raise ArchitectureError(f"unknown architecture {arch!r} for {platform}; one of {', '.join(target.arches)}")
     out = out if out.is_absolute() else root / out
     with tempfile.TemporaryDirectory(prefix="timpush-bundle-") as tmp:
         stage = Path(tmp) / "task"
@@ -278,6 +282,9 @@ def _warn(message: str) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from timpush import helptext
+
+    helptext.describe(parser, helptext.BUNDLE)
     parser.add_argument("--platform", choices=sorted(PLATFORMS), default="lambda",
                         help="lambda (default) or scf: Tencent SCF, Python 3.10 on x86_64 (deploy/scf/serverless.yml)")
     parser.add_argument("--arch", choices=sorted(ARCHES), default=None,
@@ -291,11 +298,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Exit status: 0 built, 1 the build failed (pip, compiling, size, writing), 2 a bad argument."""
+    out = args.out.resolve() if args.out is not None else ROOT / PLATFORMS[args.platform].out  # given: from the cwd
+    problem = _out_problem(out)  # checked before minutes of pip
+    if problem:
+        print(f"timpush bundle: --out {args.out}: {problem}", file=sys.stderr)
+        return 2
     try:
-        out = args.out.resolve() if args.out is not None else PLATFORMS[args.platform].out  # given: from the cwd
         path = build(out, arch=args.arch, with_pyc=args.with_pyc, platform=args.platform)
     except BundleError as exc:
         print(f"timpush bundle: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ArchitectureError) else 1
+    except OSError as exc:
+        print(f"timpush bundle: {out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     with zipfile.ZipFile(path) as archive:
         unzipped = sum(info.file_size for info in archive.infolist())
@@ -303,6 +318,17 @@ def run(args: argparse.Namespace) -> int:
     zipped = path.stat().st_size
     print(f"{path}: {zipped / 1e6:.1f} MB zipped, {unzipped / 1e6:.1f} MB unzipped, {count} files")
     return 0
+
+
+def _out_problem(out: Path) -> str | None:
+    """Why the zip could not be written where asked (its directory is made here), or None."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return f"{out.parent} is not a directory"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return f"{out} is a directory" if out.is_dir() else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,11 +31,16 @@ from timpush.redrive import print_table
 GET, LIST = "get_sched_task", "list_sched_task"
 PAGE = 50  # Want per list_sched_task call
 DEFAULT_LIMIT = 20
-CALL_BUDGET = 30.0  # seconds one call may take, retries and pacing included
+# One call (one id, one page) waits at most CALL_BUDGET, every attempt, back-off and pacing included. An attempt
+# is started only when its whole READ_WAIT still fits, so a server that never answers ends the call with its own
+# code (-2 timed out, -1 connection failed) after two or three attempts, never with the pacer's 60007.
+READ_WAIT = 5.0  # seconds an attempt waits for the answer; the API answers a read in well under one
+CALL_BUDGET = 15.0
 API_TIME = "%Y-%m-%d %H:%M:%S"
 COLUMNS = ("task", "type", "state", "SchedAt (UTC)", "SchedAt (local)", "title")
 
 Send = Callable[[str, client.Credentials, float], client.ImResult]  # base URL, credentials, read timeout
+UNREACHABLE = frozenset({codes.CONNECTION_FAILED, codes.TIMED_OUT})  # the server cannot be reached: stop reading
 
 
 class TaskError(Exception):
@@ -45,6 +50,10 @@ class TaskError(Exception):
         super().__init__(f"error {code} ({meaning(code)}): {info}" if info else f"error {code} ({meaning(code)})")
         self.code = code
         self.info = info
+
+
+class UsageError(Exception):
+    """The command cannot be run as given (no app chosen where several are configured): exit 2."""
 
 
 class Reader:
@@ -74,12 +83,18 @@ class Reader:
             raise TaskError(codes.NOT_ENVELOPE, "the answer has no Total and Tasks")
         return total, [task for task in tasks if isinstance(task, dict)]
 
+    def check(self) -> None:
+        """Fail before any call when the app to read cannot be chosen (UsageError) or its secret not read."""
+        self._app()
+
     def _call(self, api: str, send: Send) -> dict[str, Any]:
-        deadline = time.monotonic() + CALL_BUDGET
+        started = time.monotonic()
+        deadline = started + CALL_BUDGET
         (app, identity), refreshed = self._app(), False
+        last: client.ImResult | None = None
         for attempt in itertools.count(1):
             pacer = self._pacers(api, identity.sdkappid)
-            result = self._once(send, pacer, app, identity, deadline)
+            result = self._once(send, pacer, app, identity, deadline, last)
             if result.ok:
                 return result.body or {}
             error_class = classify(result.code, result.http_status)
@@ -87,11 +102,14 @@ class Reader:
                 app.sigs.invalidate()
                 (app, identity), refreshed = self._app(force=True), True
                 continue
-            if error_class is not ErrorClass.RETRYABLE or attempt >= self._max_attempts:
-                raise TaskError(result.code, result.info)
+            pause = backoff(attempt)
+            if error_class is not ErrorClass.RETRYABLE or attempt >= self._max_attempts or (
+                    time.monotonic() + pause > deadline - READ_WAIT):  # no room for another whole attempt
+                raise _given_up(result, attempt, started)
             if result.code in codes.RATE_LIMIT_CODES:
                 pacer.back_off(RATE_LIMIT_PAUSE)
-            time.sleep(backoff(attempt))
+            last = result
+            time.sleep(pause)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _pacers(self, api: str, app: int) -> Pacer:
@@ -100,41 +118,59 @@ class Reader:
             self._by_app[key] = self._pacing[api](app)
         return self._by_app[key]
 
-    def _once(self, send: Send, pacer: Pacer, app: App, identity: Identity, deadline: float) -> client.ImResult:
+    def _once(self, send: Send, pacer: Pacer, app: App, identity: Identity, deadline: float,
+              last: client.ImResult | None) -> client.ImResult:
+        """One attempt; a send slot too late for a whole attempt is the last attempt's error (60007 if none)."""
         try:
-            pacer.acquire(deadline)
+            pacer.acquire(deadline - READ_WAIT)
         except NoSlot as exc:
+            if last is not None:
+                raise TaskError(last.code, last.info) from exc
             raise TaskError(codes.RATE_LIMITED, f"not sent: {exc}") from exc
         creds = client.Credentials(identity.sdkappid, identity.admin, app.sigs.get(identity))
-        return send(app.base, creds, deadline - time.monotonic())
+        return send(app.base, creds, min(READ_WAIT, deadline - time.monotonic()))
 
     def _app(self, force: bool = False) -> tuple[App, Identity]:
         """The app to read (its domain, UserSig cache) and who signs; ``force`` re-fetches a stored secret."""
         try:
             return self._apps.resolve(self._sdkappid, force)
         except UnknownApp as exc:
-            raise TaskError(codes.INVALID_PARAMETERS, f"--sdkappid: {exc}") from exc
+            raise UsageError(f"--sdkappid: {exc}") from exc
         except SecretUnavailable as exc:
             raise TaskError(exc.code, str(exc)) from exc
+
+
+def _given_up(result: client.ImResult, attempts: int, started: float) -> TaskError:
+    """The call's error as the server (or the network) gave it, with how long it was tried."""
+    if attempts == 1:
+        return TaskError(result.code, result.info)
+    took = time.monotonic() - started
+    return TaskError(result.code, f"{result.info} (gave up after {attempts} attempts in {took:.0f} s)")
 
 
 # --- the command -----------------------------------------------------------------------------------------
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from timpush import helptext
+
+    text = helptext.TASKS.format(budget=CALL_BUDGET)
+    helptext.describe(parser, text)
     sub = parser.add_subparsers(dest="tasks_command", required=True, metavar="{get,list}")
     get = sub.add_parser("get", help="show tasks by TaskID (get_sched_task)")
-    get.add_argument("task_ids", nargs="+", type=_task_id, metavar="TASKID")
+    get.add_argument("task_ids", nargs="+", type=positive_int, metavar="TASKID")
     listing = sub.add_parser("list", help="show the newest tasks (list_sched_task, paged)")
-    listing.add_argument("--limit", type=_task_id, default=DEFAULT_LIMIT, metavar="N",
+    listing.add_argument("--limit", type=positive_int, default=DEFAULT_LIMIT, metavar="N",
                          help=f"show at most N tasks (default {DEFAULT_LIMIT})")
     for each in (get, listing):
+        helptext.describe(each, text)
         each.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
-        each.add_argument("--sdkappid", type=_task_id, metavar="N",
+        each.add_argument("--sdkappid", type=positive_int, metavar="N",
                           help="the app to read; required when several are configured (IM_APPS)")
 
 
-def _task_id(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argument that must be a positive whole number (a TaskID, a count, an SDKAppID, seconds)."""
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return int(text)
@@ -146,25 +182,40 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         reader = Reader(settings(), args.sdkappid)
+        reader.check()
+        if args.tasks_command == "get":
+            return _get(reader, args.task_ids, args.json)
+        return _list(reader, args.limit, args.json)
     except ConfigError as exc:
         print(f"timpush tasks: configuration error: {exc}", file=sys.stderr)
         return 2
-    return _get(reader, args.task_ids, args.json) if args.tasks_command == "get" else _list(reader, args.limit,
-                                                                                             args.json)
+    except UsageError as exc:
+        print(f"timpush tasks: {exc}", file=sys.stderr)
+        return 2
+    except TaskError as exc:  # the app's secret could not be read
+        print(f"timpush tasks: {exc}", file=sys.stderr)
+        return 1
 
 
 def _get(reader: Reader, task_ids: Sequence[int], as_json: bool) -> int:
     found: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
-    for task_id in task_ids:
+    not_read: list[int] = []
+    for done, task_id in enumerate(task_ids, start=1):
         try:
             found.append(reader.get(task_id))
         except TaskError as exc:
             print(f"timpush tasks: {task_id}: {exc}", file=sys.stderr)
             errors.append({"TaskID": task_id, "ErrorCode": exc.code, "ErrorInfo": exc.info,
                            "meaning": meaning(exc.code)})
+            if exc.code in UNREACHABLE and done < len(task_ids):  # the next ones would wait as long, in vain
+                not_read = list(task_ids[done:])
+                why = "does not answer" if exc.code == codes.TIMED_OUT else "cannot be reached"
+                print(f"timpush tasks: stopped: the server {why}; not read: {' '.join(map(str, not_read))}",
+                      file=sys.stderr)
+                break
     if as_json:
-        print(json.dumps({"tasks": found, "errors": errors}, ensure_ascii=False))
+        print(json.dumps({"tasks": found, "errors": errors, "not_read": not_read}, ensure_ascii=False))
     elif found:
         print_table("timpush tasks", COLUMNS, [_row(task) for task in found])
     return 1 if errors else 0

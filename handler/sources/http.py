@@ -18,6 +18,7 @@ from handler.model import TASK_ID_MAX, Item
 from handler.observability import ANSWERED, fate_of, logger, report
 from handler.outcome import Outcome, Status
 from handler.runtime import Runtime
+from handler.sources import MalformedEvent
 from handler.sources.routing import Resolver, Response
 from handler.state import Issue
 
@@ -29,6 +30,12 @@ _CODE_STATUS = {90106: 409, 90107: 409, codes.SUPERSEDED: 409, 90110: 422, codes
                 codes.SECRET_UNAVAILABLE: 503, codes.STATE_UNAVAILABLE: 503, codes.TASK_BUSY: 429}
 _CODE_STATUS.update(dict.fromkeys(codes.RATE_LIMIT_CODES, 429))
 HIDDEN = "internal error: see the function's logs"
+# What API Gateway (or a function URL) always sends, by kind: the route reads these strings.
+_REQUIRED = {"v1": (("path",), ("httpMethod",)),
+             "v2": (("rawPath",), ("requestContext", "http", "method"), ("requestContext", "stage"))}
+_REQUIRED["url"] = _REQUIRED["v2"]
+_KIND_NAMES = {"v1": "a REST API (payload 1.0) event", "v2": "an HTTP API (payload 2.0) event",
+               "url": "a function URL event"}
 
 
 def status_for(outcome: Outcome) -> int:
@@ -52,9 +59,14 @@ def envelope(status: int, task_id: int | None, code: int, info: str, errors: Any
 
 
 def _modify(app: Resolver, task_id: str) -> Response:
-    raw = app.current_event.decoded_body or ""
     tid = path_task_id(task_id)
-    parsed, problem = _body(raw, tid, task_id)
+    problem: dict[str, str] | None
+    try:
+        raw = app.current_event.decoded_body or ""
+    except ValueError:  # isBase64Encoded, but not base64 of UTF-8 text
+        raw, parsed, problem = "", None, _UNDECODABLE
+    else:
+        parsed, problem = _body(raw, tid, task_id)
     if problem:
         outcome = Outcome(Status.FAILED, raw, parsed, codes.INVALID_PARAMETERS, problem["message"],
                           ErrorClass.INVALID, Origin.LOCAL, errors=(problem,))
@@ -93,6 +105,7 @@ def _path_problem(path_id: str) -> dict[str, str]:
 
 
 _NOT_AN_OBJECT = {"field": "body", "message": "body: must be a JSON object (the modification)"}
+_UNDECODABLE = {"field": "body", "message": "body: isBase64Encoded, but not base64 of UTF-8 text"}
 
 
 def _body(raw: str, task_id: int | None, path_id: str) -> tuple[Any, dict[str, str] | None]:
@@ -147,6 +160,7 @@ def kind_of(event: Any) -> str | None:
 def handle(event: dict[str, Any], context: Any, runtime: Runtime, deadline: float, kind: str,
            source_kind: str = "http") -> Any:
     """The resolver's answer; ``source_kind`` is what the log lines name as the source (``scf`` on SCF)."""
+    check_event(event, kind)
     resolver = _RESOLVERS[kind]
     request_id = event["requestContext"].get("requestId")
     logger.set_correlation_id(request_id)
@@ -155,3 +169,17 @@ def handle(event: dict[str, Any], context: Any, runtime: Runtime, deadline: floa
         return resolver.resolve(event, context)
     finally:
         resolver.context.clear()
+
+
+def check_event(event: dict[str, Any], kind: str) -> None:
+    """MalformedEvent naming the first field the route needs that the event lacks (only a hand-made one can)."""
+    for path in _REQUIRED[kind]:
+        value: Any = event
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if not isinstance(value, str):
+            problem = "missing" if value is None else "not a string"
+            raise MalformedEvent(f"{'.'.join(path)}: {problem} in {_KIND_NAMES[kind]}")
+    body = event.get("body")
+    if body is not None and not isinstance(body, str):
+        raise MalformedEvent(f"body: a JSON {type(body).__name__}, not a string, in {_KIND_NAMES[kind]}")

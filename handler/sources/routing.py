@@ -40,7 +40,7 @@ class NotFound(Exception):
 
 
 class Request:
-    """The parts of an API Gateway or function URL event the route reads (a missing key raises KeyError)."""
+    """The parts of an API Gateway or function URL event the route reads (``http.check_event`` checked them)."""
 
     def __init__(self, event: dict[str, Any], kind: str) -> None:
         self.raw_event = event

@@ -23,7 +23,11 @@ from handler.model import Item, split_payload
 from handler.observability import DEAD_LETTERED, RETRY, logger, report_all
 from handler.outcome import Outcome
 from handler.runtime import Runtime
+from handler.sources import MalformedEvent
 from handler.state import Issue
+
+# What Lambda puts in every SQS record, and its type; a record without one of them was made by hand.
+RECORD_KEYS: tuple[tuple[str, type], ...] = (("messageId", str), ("body", str), ("attributes", dict))
 
 
 class RetryLater(Exception):
@@ -31,7 +35,7 @@ class RetryLater(Exception):
 
 
 class SQSRecord:
-    """One record of the batch, read as powertools' ``SQSRecord`` reads it (a missing key raises KeyError)."""
+    """One record of the batch, read as powertools' ``SQSRecord`` reads it (``check_records`` ran first)."""
 
     def __init__(self, raw_event: dict[str, Any]) -> None:
         self.raw_event = raw_event
@@ -57,12 +61,12 @@ class _Attributes:
 
     @property
     def approximate_receive_count(self) -> str:
-        value: str = self._raw["ApproximateReceiveCount"]
+        value: str = self._raw.get("ApproximateReceiveCount", "")  # absent: the first delivery
         return value
 
     @property
     def sent_timestamp(self) -> str:
-        value: str = self._raw["SentTimestamp"]
+        value: str = self._raw.get("SentTimestamp", "")  # absent: issued when received
         return value
 
 
@@ -105,7 +109,21 @@ def handle(event: dict[str, Any], context: Any, runtime: Runtime, deadline: floa
                              extra={"message_id": record.message_id})
             raise
 
-    return partial_response(event["Records"], on_record, is_fifo(event))
+    return partial_response(check_records(event["Records"]), on_record, is_fifo(event))
+
+
+def check_records(records: list[Any]) -> list[Any]:
+    """The records, each with what Lambda always sends; else MalformedEvent naming the first that lacks it,
+    before any record is run (a record without ``messageId`` could not even be listed for redelivery)."""
+    for index, raw in enumerate(records):
+        if not isinstance(raw, dict):
+            raise MalformedEvent(f"Records[{index}]: a JSON {type(raw).__name__}, not an SQS record")
+        for key, kind in RECORD_KEYS:
+            if not isinstance(raw.get(key), kind):
+                problem = "missing" if key not in raw else f"not a JSON {'object' if kind is dict else 'string'}"
+                raise MalformedEvent(f"Records[{index}].{key}: {problem}; an SQS record as Lambda delivers it has "
+                                     "messageId, body and attributes")
+    return records
 
 
 def _handle_message(message: SQSRecord, runtime: Runtime, deadline: float) -> None:

@@ -157,9 +157,11 @@ def test_with_several_apps_sdkappid_chooses_the_app_to_read(
         # When the second app's task is read by its app, and then without naming one
         assert main(["tasks", "get", str(task_b), "--sdkappid", str(other), "--json"]) == 0
         found = json.loads(capsys.readouterr().out)["tasks"]
-        assert main(["tasks", "list"]) == 1
+        assert main(["tasks", "list"]) == 2
         err = capsys.readouterr().err
-    # Then it came from the second app's own server, signed with its key; without --sdkappid it is refused
+    # Then it came from the second app's own server, signed with its key; without --sdkappid it is a usage error
     assert [t["TaskID"] for t in found] == [task_b]
     assert [r["query"]["sdkappid"] for r in b.requests() if r["api"] == "get_sched_task"] == [str(other)]
-    assert "--sdkappid: required: this deployment serves several apps (1400000001, 1400000002)" in err
+    assert "timpush tasks: --sdkappid: required: this deployment serves several apps (1400000001, 1400000002)" in err
+    assert "90104" not in err
+    assert not [r for r in a.requests() + b.requests() if r["api"] == "list_sched_task"]  # nothing was asked

@@ -24,8 +24,11 @@ KEY_VARIABLE = "IM_SECRET_KEY"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from timpush import helptext
+
+    helptext.describe(parser, helptext.EMULATOR)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port to bind, 0 for any (default 8080)")
+    parser.add_argument("--port", type=_port, default=8080, help="port to bind, 0 for any (default 8080)")
     parser.add_argument("--sdkappid", type=int, default=DEFAULT_SDKAPPID, help="the emulated SDKAppID")
     parser.add_argument("--key", help=f"the app key (default: ${KEY_VARIABLE})")
     parser.add_argument("--app", action="append", type=_app, default=[], metavar="SDKAPPID=KEY",
@@ -47,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KIND[:count=N][:probability=P][:api=A][:code=C][:delay=S]",
         help=f"inject a fault, repeatable; KIND is one of {', '.join(KINDS)}",
     )
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return int(text)
 
 
 def _app(spec: str) -> tuple[int, str]:
