@@ -1,7 +1,7 @@
 """The fleet's shared state behind one small interface (DESIGN "Order: a newer change is never undone").
 
-A store keeps, per task (SDKAppID + TaskID), the issue time of the change last applied to each ordered
-field and a short lease, so that two modifications of one task never run at once anywhere in the fleet.
+A store keeps, per task (SDKAppID + TaskID), the order key (``Stamp.key``) of the change last applied to each
+ordered field and a short lease, so that two modifications of one task never run at once anywhere in the fleet.
 Two homes: DynamoDB (``IM_STATE_STORE=dynamodb:TABLE``) and this process's memory (laptop, tests).
 This module imports nothing heavy: boto3 comes only with the DynamoDB store.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -68,9 +68,14 @@ class Issue:
     by: str = ""
     caller_waiting: bool = False  # someone waits on the answer (HTTP): may reserve further ahead in the budget
     seq: int = 0  # the queue's own order (FIFO SequenceNumber), 0 when none
+    pos: int = 0  # the position of the payload's first entry: 0, or a redriven entry's own (it travels alone)
 
     def stamp(self, at: datetime | None = None, pos: int = 0) -> Stamp:
         return Stamp(round((at or self.at).timestamp() * 1000), self.by, self.seq, pos)
+
+    def entry(self, index: int) -> Issue:
+        """The issue of a payload's entry ``index``: the same change, one position further."""
+        return replace(self, pos=self.pos + index) if index else self
 
 
 @dataclass(frozen=True)
