@@ -9,15 +9,27 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from handler import lambda_handler, runtime
+from handler.compat import UTC
+from handler.model import format_issued_at
 from handler.state import TaskKey
 from tests.support.im import ADMIN, APP, KEY, add_task, dead_letters, get_task, modify_requests
-from tests.support.lambda_events import configure, failed_ids, http_event, sent_ms, sqs_event, sqs_record
+from tests.support.lambda_events import (
+    configure,
+    failed_ids,
+    fifo_record,
+    http_event,
+    ids_by_digest,
+    sent_ms,
+    sqs_event,
+    sqs_record,
+)
 from timpush.context import LocalContext
 from timpush.emulator import Emulator, EmulatorSettings, Fault
 
@@ -198,3 +210,84 @@ def test_a_field_a_later_entry_sets_is_left_out_and_said_so(emu: Emulator, caplo
     assert "SchedAt" not in first and first["Content"] == content and second["SchedAt"] == NEW
     line = [r for r in caplog.records if r.getMessage().startswith("modification succeeded")][0]
     assert line.superseded_by == {"SchedAt": "a later entry of the same payload"}  # type: ignore[attr-defined]
+
+
+# --- the edges: equal send times, the queue's own order, an IssuedAt against position (issue 18) ---------
+
+
+def test_a_fifo_batch_stamped_alike_is_applied_in_the_queues_order(emu: Emulator) -> None:
+    # Given two messages of one group sent in one SendMessageBatch: SQS stamps them with one SentTimestamp,
+    # and their ids order them the other way round, so only the SequenceNumber says which is newer
+    task, sent = add_task(emu), sent_ms()
+    low_id, high_id = ids_by_digest()
+    first = fifo_record(body(task, SchedAt=OLD), sent, 18_889_000_000_000_000_001, message_id=high_id)
+    second = fifo_record(body(task, SchedAt=NEW), sent, 18_889_000_000_000_000_002, message_id=low_id)
+    emu.clear_requests()
+    # When they come in one batch, in the group's order
+    assert failed_ids(invoke(sqs_event([first, second]))) == []
+    # Then both are applied in that order and the task keeps the second
+    assert [r["body"]["SchedAt"] for r in modify_requests(emu)] == [OLD, NEW]  # type: ignore[index]
+    assert get_task(emu, task)["SchedAt"] == NEW
+    # and the first, delivered again later, is superseded (not sent)
+    again = fifo_record(first["body"], sent, 18_889_000_000_000_000_001, message_id=high_id)
+    assert failed_ids(invoke(sqs_event([again]))) == []
+    assert len(modify_requests(emu)) == 2 and get_task(emu, task)["SchedAt"] == NEW
+
+
+def test_a_standard_batch_stamped_alike_ends_the_same_in_either_order(emu: Emulator) -> None:
+    # Given two different messages for one task with one SentTimestamp: the change's id breaks the tie
+    sent = sent_ms()
+    low_id, high_id = ids_by_digest()
+    ends = []
+    for order in ((low_id, high_id), (high_id, low_id)):
+        task = add_task(emu)
+        value = {low_id: OLD, high_id: NEW}
+        records = [sqs_record(body(task, SchedAt=value[i]), message_id=i, sent=sent) for i in order]
+        # When the queue delivers them in one order or the other
+        assert failed_ids(invoke(sqs_event(records))) == []
+        ends.append(get_task(emu, task)["SchedAt"])
+    # Then both tasks end with the same change: the one whose key is greater
+    assert ends == [NEW, NEW]
+
+
+def test_an_explicit_issued_at_beats_position_in_a_payload(emu: Emulator) -> None:
+    task = add_task(emu)
+    now = datetime.now(UTC)
+    newer, older = (format_issued_at(now - timedelta(seconds=s)) for s in (5, 7))
+    emu.clear_requests()
+    # the producer says the first entry is newer: it is sent, the second is superseded by it
+    result = invoke([{"TaskID": task, "Type": "All", "SchedAt": NEW, "IssuedAt": newer},
+                     {"TaskID": task, "Type": "All", "SchedAt": OLD, "IssuedAt": older}])
+    assert [r["outcome"] for r in result["results"]] == ["succeeded", "superseded"]
+    assert "later entry" not in result["results"][1]["ErrorInfo"]  # the store said so, by the key
+    assert [r["body"]["SchedAt"] for r in modify_requests(emu)] == [NEW]  # type: ignore[index]
+    assert get_task(emu, task)["SchedAt"] == NEW
+    # the same IssuedAt twice: position decides, the later entry wins and the first is never sent
+    emu.clear_requests()
+    later = format_issued_at(now - timedelta(seconds=1))
+    result = invoke([{"TaskID": task, "Type": "All", "SchedAt": "2031-03-03 03:03:03", "IssuedAt": later},
+                     {"TaskID": task, "Type": "All", "SchedAt": "2031-04-04 04:04:04", "IssuedAt": later}])
+    assert [r["outcome"] for r in result["results"]] == ["superseded", "succeeded"]
+    assert [r["body"]["SchedAt"] for r in modify_requests(emu)] == ["2031-04-04 04:04:04"]  # type: ignore[index]
+
+
+def test_a_dead_letter_keeps_the_whole_key_and_its_redrive_keeps_its_place(emu: Emulator, tmp_path: Path) -> None:
+    # Given two changes of one FIFO batch (one SentTimestamp): the first fails on its last delivery
+    task, sent = add_task(emu), sent_ms()
+    first = fifo_record(body(task, SchedAt=OLD), sent, 41, receive_count=5)
+    second = fifo_record(body(task, SchedAt=NEW), sent, 42)
+    emu.add_faults([Fault(kind="error", code=90105, count=1, api="modify")])
+    assert failed_ids(invoke(sqs_event([first, second]))) == []
+    [letter] = dead_letters(tmp_path / "dead.jsonl")
+    assert (letter["issued_by"], letter["issued_seq"]) == (f"sqs:{first['messageId']}", "41")
+    assert get_task(emu, task)["SchedAt"] == NEW
+    # When it is redriven through the work queue: sent later, a new id and a SequenceNumber above the second's
+    from handler.deadletter_sqs import work_message
+
+    redriven = fifo_record(letter["raw"], sent_ms(), 99)
+    redriven["messageAttributes"] = {name: {"stringValue": str(value), "dataType": "String"}
+                                     for name, value in work_message(letter).attributes.items()}
+    emu.clear_requests()
+    assert failed_ids(invoke(sqs_event([redriven]))) == []
+    # Then it keeps its place behind the second (its own key travelled): superseded, not sent
+    assert modify_requests(emu) == [] and get_task(emu, task)["SchedAt"] == NEW
