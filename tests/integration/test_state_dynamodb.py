@@ -144,6 +144,37 @@ def test_a_redrive_to_direct_is_ordered_by_the_dead_letters_issued_at(emu: Emula
     assert letters.read_text(encoding="utf-8") == ""  # finished: superseded is not a failure
 
 
+def test_a_redrive_to_direct_keeps_each_change_in_its_place_in_a_tie(emu: Emulator, tmp_path: Path) -> None:
+    # Given, on two tasks, a change applied and a dead letter of another change with the same issue time:
+    # on the first task the dead letter lost the tie (its id's key is lower), on the second it won it
+    low_id, high_id = ids_by_digest()
+    at, sent = "2026-11-29T23:59:00.000Z", 1_795_996_740_000  # one time, as ISO and as a SentTimestamp
+    lines = []
+    for applied_id, dead_id in ((high_id, low_id), (low_id, high_id)):
+        task = add_task(emu)
+        applied = sqs_record(json.dumps({"TaskID": task, "Type": "All", "SchedAt": NEW}), message_id=applied_id,
+                             sent=sent)
+        assert failed_ids(lambda_handler(sqs_event([applied]), LocalContext())) == []
+        raw = json.dumps({"TaskID": task, "Type": "All", "SchedAt": OLD})
+        lines.append(json.dumps({
+            "kind": "timpush.dead-letter", "version": 1, "error": {"code": 90105, "info": "internal error",
+                                                                   "class": "retryable", "origin": "remote"},
+            "request": json.loads(raw), "raw": raw, "source": {"kind": "redrive", "id": "another-id"},
+            "attempts": 1, "failed_at": "2026-11-30T00:00:00Z", "issued_at": at, "issued_by": f"sqs:{dead_id}"}))
+    letters = tmp_path / "tie.jsonl"
+    letters.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    emu.clear_requests()
+    # When both are applied again in another process
+    done = subprocess.run([sys.executable, "-m", "timpush.cli", "redrive", "--from", f"file:{letters}", "--to",
+                           "direct"], cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # Then the one that lost the tie is superseded and the one that won it is applied
+    assert [r["body"]["SchedAt"] for r in modify_requests(emu)] == [OLD]  # type: ignore[index]
+    first_task, second_task = (json.loads(line)["request"]["TaskID"] for line in lines)
+    assert get_task(emu, first_task)["SchedAt"] == NEW and get_task(emu, second_task)["SchedAt"] == OLD
+
+
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
