@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Protocol
 
 from handler.im.ratelimit import Pacer, RateLimiter
@@ -45,7 +46,7 @@ class Stamp:
     seq: int = 0  # the queue's own order (FIFO SequenceNumber within a message group); 0 when it has none
     pos: int = 0  # position within one payload; breaks only otherwise equal keys
 
-    @property
+    @cached_property  # computed once per stamp: a store compares the one it keeps many times
     def key(self) -> str:
         return f"{self.issued_ms:015d}.{self.seq:040d}.{_digest(self.by)}.{self.pos:06d}"
 
