@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from handler import lambda_handler, runtime
 from handler.compat import UTC
 from handler.model import format_issued_at
-from handler.state import TaskKey
+from handler.state import Stamp, TaskKey
 from tests.support.im import ADMIN, APP, KEY, add_task, dead_letters, get_task, modify_requests
 from tests.support.lambda_events import (
     configure,
@@ -291,3 +293,45 @@ def test_a_dead_letter_keeps_the_whole_key_and_its_redrive_keeps_its_place(emu: 
     assert failed_ids(invoke(sqs_event([redriven]))) == []
     # Then it keeps its place behind the second (its own key travelled): superseded, not sent
     assert modify_requests(emu) == [] and get_task(emu, task)["SchedAt"] == NEW
+
+
+# --- the order key as a property of the whole handler ------------------------------------------------------
+
+_BASE_MS = 1_780_000_000_000  # a fixed past time: SentTimestamp and IssuedAt both pick from a few ms after it
+_message = st.tuples(st.sampled_from(["m-1", "m-2", "m-3", "m-4"]), st.integers(0, 2),  # id, SentTimestamp
+                     st.lists(st.tuples(st.sampled_from([None, 0, 1, 2]),  # an entry's own IssuedAt, if any
+                                        st.sampled_from([("SchedAt",), ("Content",), ("SchedAt", "Content")])),
+                              min_size=1, max_size=3))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(messages=st.lists(_message, min_size=1, max_size=4, unique_by=lambda m: m[0]), data=st.data())
+def test_through_the_handler_each_field_ends_with_the_change_of_the_largest_key(
+        emu: Emulator, messages: list[Any], data: st.DataObject) -> None:
+    # Given a few SQS messages for one task, with ties in their send and issue times and several entries each
+    task = add_task(emu)
+    records, wanted = [], {}
+    for message_id, sent, entries in messages:
+        payload = []
+        for pos, (issued, fields) in enumerate(entries):
+            ms = _BASE_MS + (sent if issued is None else issued)
+            key = Stamp(ms, f"sqs:{message_id}", 0, pos).key
+            value = {"SchedAt": f"2031-01-01 00:{len(records):02d}:{pos:02d}", "Title": f"{message_id}/{pos}"}
+            entry: dict[str, Any] = {"TaskID": task, "Type": "All"}
+            if "SchedAt" in fields:
+                entry["SchedAt"] = value["SchedAt"]
+                wanted["SchedAt"] = max(wanted.get("SchedAt", ("", "")), (key, value["SchedAt"]))
+            if "Content" in fields:
+                entry["Content"] = {"OfflinePushInfo": {"Title": value["Title"], "Desc": "d"}}
+                wanted["Title"] = max(wanted.get("Title", ("", "")), (key, value["Title"]))
+            if issued is not None:
+                entry["IssuedAt"] = format_issued_at(datetime.fromtimestamp(ms / 1000, UTC))
+            payload.append(entry)
+        records.append((message_id, json.dumps(payload), _BASE_MS + sent))
+    # When the queue delivers each once or more, in any order, one message per invocation
+    again = data.draw(st.lists(st.sampled_from(records), max_size=4))
+    for message_id, text, sent in data.draw(st.permutations([*records, *again])):
+        assert failed_ids(invoke(sqs_event([sqs_record(text, message_id=message_id, sent=sent)]))) == []
+    # Then each field holds the value of the entry with the largest order key
+    got = get_task(emu, task)
+    assert {name: got[name] for name in wanted} == {name: value for name, (_, value) in wanted.items()}
