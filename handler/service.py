@@ -88,7 +88,8 @@ class Modifier:
         self.order = order or TaskOrder(open_store(None))
 
     def apply_all(self, items: Sequence[Item], deadline: float, issue: Issue | None = None) -> list[Outcome]:
-        """Apply a payload's modifications in turn; a later entry for the same task counts as newer."""
+        """Apply a payload's modifications in turn; a later entry for the same task is newer unless its
+        own IssuedAt is older (DESIGN "Order": position breaks only equal issue times)."""
         issue = issue or Issue(datetime.now(UTC))
         issues = [issue.entry(i) for i in range(len(items))]
         laters = later_fields(items, issues, self._apps.only)
