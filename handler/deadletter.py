@@ -18,14 +18,15 @@ from typing import Any, Protocol
 
 from handler.compat import UTC
 from handler.config import ConfigError, Settings
-from handler.model import format_issued_at, parse_issued_at
+from handler.model import format_issued_at
 from handler.observability import logger
+from handler.order_key import ISSUED_AT_ATTRIBUTE as ISSUED_AT_ATTRIBUTE  # re-exported: the sinks and send use it
+from handler.order_key import attribute_text, issued_time, record_fields
 from handler.outcome import Outcome
 
 KIND = "timpush.dead-letter"
 VERSION = 1
 REDRIVES_ATTRIBUTE = "Redrives"  # SQS message attribute: how many times this body was redriven
-ISSUED_AT_ATTRIBUTE = "IssuedAt"  # SQS message attribute: when the change was made (DESIGN "Order")
 # tdmq-cmq:REGION/QUEUE: a Tencent region (ap-guangzhou) and a CMQ queue name (a letter, then letters,
 # digits, - and _, at most 64 in all).
 _TDMQ_TARGET = re.compile(r"(?P<region>[a-z]+(?:-[a-z]+)+(?:-[0-9]+)?)/(?P<queue>[A-Za-z][A-Za-z0-9_-]{0,63})")
@@ -81,6 +82,8 @@ def record(
     }
     if outcome.issued_at is not None:
         doc["issued_at"] = format_issued_at(outcome.issued_at)
+        if outcome.stamp is not None:  # the rest of its order key, so a redriven change keeps its place
+            doc.update(record_fields(outcome.stamp))
     if outcome.sdkappid is not None:  # which app, when the modification got as far as choosing one
         doc["sdkappid"] = outcome.sdkappid
     if redrives > 0:
@@ -106,21 +109,12 @@ def redrive_count(message_attributes: Mapping[str, Any] | None) -> int:
 
 def issued_at_attribute(message_attributes: Mapping[str, Any] | None) -> datetime | None:
     """The ``IssuedAt`` attribute of an SQS message (a redriven change), None when absent or unreadable."""
-    attribute = (message_attributes or {}).get(ISSUED_AT_ATTRIBUTE)
-    if not isinstance(attribute, Mapping):
-        return None
-    return issued_at_of({"issued_at": attribute.get("stringValue", attribute.get("StringValue"))})
+    return issued_time(attribute_text(message_attributes, ISSUED_AT_ATTRIBUTE))
 
 
 def issued_at_of(doc: Mapping[str, Any]) -> datetime | None:
     """The ``issued_at`` of a dead-letter record, None when absent or unreadable (an older record)."""
-    value = doc.get("issued_at")
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_issued_at(value)
-    except ValueError:  # handler.model.Invalid is a ValueError
-        return None
+    return issued_time(doc.get("issued_at"))
 
 
 def redrives_of(doc: Mapping[str, Any]) -> int:

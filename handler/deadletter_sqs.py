@@ -22,6 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handler.deadletter import ISSUED_AT_ATTRIBUTE, REDRIVES_ATTRIBUTE, DeadLetterError, redrives_of
+from handler.order_key import key_attributes
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -219,12 +220,11 @@ def dead_letter_message(doc: Mapping[str, Any]) -> Outgoing:
 
 
 def work_message(doc: Mapping[str, Any]) -> Outgoing:
-    """A record's original body for the work queue, counting this redrive and keeping when it was issued."""
+    """A record's original body for the work queue, counting this redrive and keeping its order key."""
     count = redrives_of(doc) + 1
     source = doc.get("source") or {}
-    attributes: dict[str, str | int] = {REDRIVES_ATTRIBUTE: count}
-    if isinstance(doc.get("issued_at"), str):
-        attributes[ISSUED_AT_ATTRIBUTE] = doc["issued_at"]
+    # the change's whole order key: the work queue gives the message a new id and SequenceNumber
+    attributes: dict[str, str | int] = {REDRIVES_ATTRIBUTE: count, **key_attributes(doc)}
     return Outgoing(
         body=str(doc["raw"]),
         attributes=attributes,

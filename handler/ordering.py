@@ -1,32 +1,61 @@
-"""Order within one payload: a later entry for the same task counts as newer (DESIGN "Order").
+"""Order within one payload: a later entry for the same task holds back what it sets (DESIGN "Order").
 
-Entries of one payload share one issue time, so the store cannot tell them apart; instead each entry
-leaves out the fields a later entry of the same payload sets for the same task. Looked at before
-validation, from the parsed JSON: an entry that turns out invalid still holds back the older value
-it was meant to replace, so an older value is never applied over a newer intention.
+Entries of one payload share their issue time unless they give their own ``IssuedAt``; their order keys then
+differ in position only, the later one greater. Instead of leaving that to the store (a lease call per
+entry), each entry leaves out the fields that a later entry of the same payload sets for the same task with
+a greater key: always when the issue times are equal, never when the later entry's own ``IssuedAt`` is older
+(then this entry is the newer change, and the store supersedes the later one). Looked at before validation,
+from the parsed JSON: an entry that turns out invalid still holds back the older value it was meant to
+replace, so an older value is never applied over a newer intention; an ``IssuedAt`` that cannot be read
+counts as the payload's issue time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from handler.model import ORDERED_FIELDS, Item
+from handler.model import ORDERED_FIELDS, Item, parse_issued_at
+from handler.state import Issue, Stamp
 
 
-def later_fields(items: Sequence[Item], only_app: int | None = None) -> list[frozenset[str]]:
-    """For each item, the ordered fields that a later item for the same task sets.
+def later_fields(items: Sequence[Item], issues: Sequence[Issue], only_app: int | None = None) -> list[frozenset[str]]:
+    """For each item, the ordered fields that a later item for the same task sets with a greater key.
 
-    The same task: the same TaskID and app. An entry without Sdkappid is for ``only_app`` when the deployment
-    serves one app; with several it names no app (it is refused) and holds back only entries like it.
+    ``issues[i]`` is item i's issue (the payload's, at its position). The same task: the same TaskID and
+    app. An entry without Sdkappid is for ``only_app`` when the deployment serves one app; with several it
+    names no app (it is refused) and holds back only entries like it.
     """
-    seen: dict[tuple[str, str], set[str]] = {}
+    if len(items) < 2:
+        return [frozenset()] * len(items)
+    newest: dict[tuple[str, str], dict[str, str]] = {}  # task -> field -> greatest key of a later entry
     out: list[frozenset[str]] = []
-    for item in reversed(items):
-        key = _task(item.parsed, only_app)
-        out.append(frozenset(seen.get(key, ())) if key else frozenset())
-        if key:
-            seen.setdefault(key, set()).update(_fields(item.parsed))
+    for item, issue in zip(reversed(items), reversed(issues), strict=True):
+        task = _task(item.parsed, only_app)
+        if task is None:
+            out.append(frozenset())
+            continue
+        key = entry_stamp(item.parsed, issue).key
+        later = newest.setdefault(task, {})
+        out.append(frozenset(name for name, other in later.items() if other > key))
+        for name in _fields(item.parsed):
+            later[name] = max(later.get(name, key), key)
     return out[::-1]
+
+
+def entry_stamp(parsed: object, issue: Issue) -> Stamp:
+    """An entry's order key as validation will give it: its own ``IssuedAt`` when readable, else the issue's."""
+    return issue.stamp(_issued_at(parsed) or issue.at, issue.pos)
+
+
+def _issued_at(parsed: object) -> datetime | None:
+    value = parsed.get("IssuedAt") if isinstance(parsed, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_issued_at(value)
+    except ValueError:  # Invalid, and any other reading of a bad time
+        return None
 
 
 def _task(parsed: object, only_app: int | None) -> tuple[str, str] | None:

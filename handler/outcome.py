@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handler.compat import StrEnum
 from handler.im.codes import ErrorClass, Origin
+
+if TYPE_CHECKING:
+    from handler.state import Stamp
 
 
 class Status(StrEnum):
@@ -36,6 +39,7 @@ class Outcome:
     issued_at: datetime | None = None  # the modification's issue time (DESIGN "Order")
     dropped: Mapping[str, Any] = field(default_factory=dict)  # field -> the newer change that won it
     sdkappid: int | None = None  # the app it was for, once known (logs, per-app metrics, dead letters)
+    stamp: Stamp | None = None  # a failure's whole order key, which its dead letter keeps (DESIGN "Order")
 
     @property
     def failed(self) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -88,19 +88,28 @@ class Modifier:
         self.order = order or TaskOrder(open_store(None))
 
     def apply_all(self, items: Sequence[Item], deadline: float, issue: Issue | None = None) -> list[Outcome]:
-        """Apply a payload's modifications in turn; a later entry for the same task counts as newer."""
+        """Apply a payload's modifications in turn; a later entry for the same task is newer unless its
+        own IssuedAt is older (DESIGN "Order": position breaks only equal issue times)."""
         issue = issue or Issue(datetime.now(UTC))
-        laters = later_fields(items, self._apps.only)
-        return [self.apply(item, deadline, issue, later) for item, later in zip(items, laters, strict=True)]
+        issues = [issue.entry(i) for i in range(len(items))]
+        laters = later_fields(items, issues, self._apps.only)
+        return [self.apply(item, deadline, one, later) for item, one, later in zip(items, issues, laters, strict=True)]
 
     def apply(self, item: Item, deadline: float, issue: Issue | None = None,
               later: frozenset[str] = frozenset()) -> Outcome:
         """Validate, order and send one modification; ``deadline`` is on the ``clock`` (monotonic) scale.
 
-        ``issue`` is when the trigger says the change was made (its own ``IssuedAt`` wins); ``later``
-        names the fields a later entry of the same payload sets for the same task.
+        ``issue`` is when the trigger says the change was made (its own ``IssuedAt`` wins), by which change
+        and at which position; ``later`` names the fields a later entry of the same payload sets for the
+        same task with a greater key. A failure carries its order key (``stamp``) for its dead letter.
         """
         issue = issue or Issue(datetime.now(UTC))
+        outcome = self._apply(item, issue, later, deadline)
+        if outcome.failed:
+            return replace(outcome, stamp=issue.stamp(outcome.issued_at, issue.pos))
+        return outcome
+
+    def _apply(self, item: Item, issue: Issue, later: frozenset[str], deadline: float) -> Outcome:
         request = _as_request(item)
         try:
             modification = validate(item.parsed, sdkappid=self._apps.only, now=datetime.now(UTC))
@@ -122,7 +131,7 @@ class Modifier:
         fields = [name for name in modification.fields if name not in later]
         if not fields:
             return _superseded(item, modification, state)
-        return self._ordered(item, modification, state, fields, issue.stamp(issued_at), deadline)
+        return self._ordered(item, modification, state, fields, issue.stamp(issued_at, issue.pos), deadline)
 
     def _ordered(self, item: Item, mod: Modification, state: _Attempt, fields: list[str], stamp: Stamp,
                  deadline: float) -> Outcome:

@@ -171,7 +171,28 @@ def _late_one(emu: Emulator) -> None:
     _say(f"  a queue message sent 5 min ago   SchedAt 2031-01-01 08:00:00, delivered only now: {sent} request(s) "
          f"sent, answer to SQS {json.dumps(result)}")
     _say(f"  the task keeps SchedAt {kept}: the late one was superseded (log line 'modification superseded by a "
-         "newer change', metric ModificationsSuperseded, code -7)\n")
+         "newer change', metric ModificationsSuperseded, code -7)")
+    _tie(emu, task)
+
+
+def _tie(emu: Emulator, task: int) -> None:
+    """Two FIFO messages of one SendMessageBatch: one SentTimestamp, so the queue's own order breaks the tie."""
+    from handler import lambda_handler
+
+    batch = as_of_now(json.loads((EVENTS / "sqs-fifo.json").read_text(encoding="utf-8")))
+    batch["Records"] = batch["Records"][:2]
+    times = ("2031-10-10 10:00:00", "2031-11-11 11:00:00")
+    for record, sched_at in zip(batch["Records"], times, strict=True):
+        record["body"] = json.dumps({"TaskID": task, "Type": "All", "SchedAt": sched_at})
+        record["attributes"]["MessageGroupId"] = str(task)
+    sent_before = len(emu.requests())
+    with contextlib.redirect_stdout(io.StringIO()):
+        lambda_handler(batch, LocalContext(timeout_seconds=30))
+    kept = next(t["SchedAt"] for t in emu.tasks() if t["TaskID"] == task)
+    numbers = " then ".join(r["attributes"]["SequenceNumber"] for r in batch["Records"])
+    _say(f"  then two FIFO messages of one batch, one SentTimestamp, SequenceNumber {numbers}: "
+         f"{len(emu.requests()) - sent_before} request(s) sent")
+    _say(f"  the task keeps SchedAt {kept}: the queue's own order breaks the tie, the second is newer\n")
 
 
 def as_of_now(event: dict[str, Any], ago: float = 0.0) -> dict[str, Any]:

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from handler.compat import UTC
 from handler.config import CLASS_NAMES
-from handler.deadletter import DeadLetterError, FileSink, Source, issued_at_of, parse_record, record, redrives_of
-from handler.state import Issue
+from handler.deadletter import DeadLetterError, FileSink, Source, parse_record, record, redrives_of
+from handler.order_key import issue_of_record
 
 if TYPE_CHECKING:
     from handler.deadletter_sqs import Queue
@@ -222,8 +222,8 @@ class DirectTarget:
 
         deadline = time.monotonic() + DIRECT_BUDGET
         source = Source("redrive", (doc.get("source") or {}).get("id"))
-        # ordered by when the change was made, not by now (DESIGN "Order"); an older record has no issued_at
-        issue = Issue(issued_at_of(doc) or datetime.now(UTC), f"redrive:{source.id}")
+        # ordered by the change's own key, not by now (DESIGN "Order"); an older record has no issued_at
+        issue = issue_of_record(doc, datetime.now(UTC))
         outcomes = self.runtime.modifier.apply_all(split_payload(doc["raw"]), deadline, issue)
         failures = [record(o, source, redrives=redrives_of(doc) + 1) for o in outcomes if o.failed]
         if failures:

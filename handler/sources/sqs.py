@@ -21,6 +21,7 @@ from handler.compat import UTC
 from handler.deadletter import DeadLetterError, Source, issued_at_attribute, record, redrive_count
 from handler.model import Item, split_payload
 from handler.observability import DEAD_LETTERED, RETRY, logger, report_all
+from handler.order_key import carried_issue, queue_order
 from handler.outcome import Outcome
 from handler.runtime import Runtime
 from handler.sources import MalformedEvent
@@ -154,12 +155,23 @@ def _finish(body: str, items: list[Item], outcomes: list[Outcome], source: Sourc
 
 
 def issue_of(message: SQSRecord) -> Issue:
-    """When the change was made: a redriven message's ``IssuedAt`` attribute, else when SQS received it."""
-    at = issued_at_attribute(message.raw_event.get("messageAttributes"))
+    """The change's order key as the message gives it (DESIGN "Order").
+
+    A redriven message carries its change's whole key in its attributes (``IssuedBy`` and kin): its own id
+    and SequenceNumber are new. Else: an ``IssuedAt`` attribute (``timpush send``) or when SQS received it,
+    this message's id, and on a FIFO queue its SequenceNumber, which orders the messages of a batch that SQS
+    stamped with one SentTimestamp.
+    """
+    attributes = message.raw_event.get("messageAttributes")
+    carried = carried_issue(attributes)
+    if carried is not None:
+        return carried
+    at = issued_at_attribute(attributes)
     if at is None:
         sent = message.attributes.sent_timestamp
         at = datetime.fromtimestamp(int(sent) / 1000, UTC) if sent and sent.isdigit() else datetime.now(UTC)
-    return Issue(at, f"sqs:{message.message_id}")
+    sequence = message.raw_event["attributes"].get("SequenceNumber")
+    return Issue(at, f"sqs:{message.message_id}", seq=queue_order(sequence))
 
 
 def unwrap_sns(body: str) -> str:

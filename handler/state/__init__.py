@@ -1,7 +1,7 @@
 """The fleet's shared state behind one small interface (DESIGN "Order: a newer change is never undone").
 
-A store keeps, per task (SDKAppID + TaskID), the issue time of the change last applied to each ordered
-field and a short lease, so that two modifications of one task never run at once anywhere in the fleet.
+A store keeps, per task (SDKAppID + TaskID), the order key (``Stamp.key``) of the change last applied to each
+ordered field and a short lease, so that two modifications of one task never run at once anywhere in the fleet.
 Two homes: DynamoDB (``IM_STATE_STORE=dynamodb:TABLE``) and this process's memory (laptop, tests).
 This module imports nothing heavy: boto3 comes only with the DynamoDB store.
 """
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Protocol
 
 from handler.im.ratelimit import Pacer, RateLimiter
@@ -45,7 +46,7 @@ class Stamp:
     seq: int = 0  # the queue's own order (FIFO SequenceNumber within a message group); 0 when it has none
     pos: int = 0  # position within one payload; breaks only otherwise equal keys
 
-    @property
+    @cached_property  # computed once per stamp: a store compares the one it keeps many times
     def key(self) -> str:
         return f"{self.issued_ms:015d}.{self.seq:040d}.{_digest(self.by)}.{self.pos:06d}"
 
@@ -68,9 +69,14 @@ class Issue:
     by: str = ""
     caller_waiting: bool = False  # someone waits on the answer (HTTP): may reserve further ahead in the budget
     seq: int = 0  # the queue's own order (FIFO SequenceNumber), 0 when none
+    pos: int = 0  # the position of the payload's first entry: 0, or a redriven entry's own (it travels alone)
 
     def stamp(self, at: datetime | None = None, pos: int = 0) -> Stamp:
         return Stamp(round((at or self.at).timestamp() * 1000), self.by, self.seq, pos)
+
+    def entry(self, index: int) -> Issue:
+        """The issue of a payload's entry ``index``: the same change, one position further."""
+        return replace(self, pos=self.pos + index) if index else self
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
 """The fleet's state in DynamoDB: one item per task and one per app's send slots, every change one
 conditional ``UpdateItem``.
 
-Item ``pk = "task#SDKAPPID#TASKID"``: per ordered field the stamp of the change last applied
-(``sched_at_issued``/``sched_at_by``, ``content_issued``/``content_by``), the lease (``lease_owner``,
-``lease_until`` in ms) and ``expires_at`` (seconds, the table's TTL attribute). Taking the lease
+Item ``pk = "task#SDKAPPID#TASKID"``: per ordered field the order key of the change last applied
+(``sched_at_key``, ``content_key``: ``Stamp.key``, a fixed-width string every condition compares), beside
+it for people the issue time and the change's id (``sched_at_issued``/``sched_at_by``, ``content_...``),
+the lease (``lease_owner``, ``lease_until`` in ms) and ``expires_at`` (seconds, the table's TTL attribute).
+An item the previous version wrote has ``_issued`` and ``_by`` only: its change wins every tie at its
+millisecond, as equal issue times did then, so an older change never lowers it (``LEGACY_SEQ``). Taking the lease
 returns the item in the same call, and losing the race returns the old item with the failure
 (``ReturnValuesOnConditionCheckFailure``), so no call reads before it writes.
 
@@ -33,6 +36,9 @@ BOTO_CONFIG = Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
                      retries={"mode": "standard", "max_attempts": 2})
 ATTRIBUTE = {"SchedAt": "sched_at", "Content": "content"}  # ordered field -> attribute prefix
 CONDITION_FAILED = "ConditionalCheckFailedException"
+LEGACY_SEQ = 10 ** 40 - 1  # the queue order given to a change recorded without a key: above any real one
+LEGACY_POS = 10 ** 6 - 1
+NO_ID = "-"  # the ``_by`` of a change without an id, as the previous version wrote it; read back as ""
 
 _CLIENT: list[DynamoDBClient] = []
 _CLIENT_LOCK = threading.Lock()
@@ -90,9 +96,13 @@ class DynamoStore:
     def _raise_one(self, task: TaskKey, name: str, stamp: Stamp) -> None:
         sets, values = _stamp_sets({name: stamp})
         prefix = ATTRIBUTE[name]
+        # Newer by the whole key; an item without one (the previous version) only by a later millisecond.
+        # ``:f`` is the key's millisecond alone: a key above it is of the same millisecond as ours.
+        values[":f"] = {"S": f"{stamp.issued_ms:015d}."}
         try:
             self._update(task, f"SET {', '.join(sets)}", values,
-                         f"attribute_not_exists({prefix}_issued) OR {prefix}_issued < :s_{prefix}")
+                         f"attribute_not_exists({prefix}_issued) OR {prefix}_issued < :s_{prefix} OR "
+                         f"({prefix}_issued = :s_{prefix} AND {prefix}_key > :f AND {prefix}_key < :k_{prefix})")
         except _Lost:
             pass  # a newer change is recorded already
 
@@ -135,19 +145,30 @@ def _stamp_sets(applied: Mapping[str, Stamp]) -> tuple[list[str], dict[str, Any]
     values: dict[str, Any] = {}
     for name, stamp in applied.items():
         prefix = ATTRIBUTE[name]
-        sets += [f"{prefix}_issued = :s_{prefix}", f"{prefix}_by = :b_{prefix}"]
+        sets += [f"{prefix}_key = :k_{prefix}", f"{prefix}_issued = :s_{prefix}", f"{prefix}_by = :b_{prefix}"]
+        values[f":k_{prefix}"] = {"S": stamp.key}
         values[f":s_{prefix}"] = _n(stamp.issued_ms)
-        values[f":b_{prefix}"] = {"S": stamp.by or "-"}
+        values[f":b_{prefix}"] = {"S": stamp.by or NO_ID}
     return sets, values
 
 
 def _state(item: Mapping[str, Any]) -> TaskState:
-    applied = {}
-    for name, prefix in ATTRIBUTE.items():
-        issued = item.get(f"{prefix}_issued", {}).get("N")
-        if issued is not None:
-            applied[name] = Stamp(int(issued), str(item.get(f"{prefix}_by", {}).get("S", "")))
+    applied = {name: stamp for name, prefix in ATTRIBUTE.items() if (stamp := _stamp(item, prefix)) is not None}
     return TaskState(applied)
+
+
+def _stamp(item: Mapping[str, Any], prefix: str) -> Stamp | None:
+    """The field's stamp: from its key, or (no key, or a later ``_issued`` written by the previous version
+    during a deployment) the issue time alone, winning every tie at its millisecond."""
+    issued = item.get(f"{prefix}_issued", {}).get("N")
+    if issued is None:
+        return None
+    by = str(item.get(f"{prefix}_by", {}).get("S", ""))
+    by = "" if by == NO_ID else by
+    key = item.get(f"{prefix}_key", {}).get("S")
+    if isinstance(key, str) and key.startswith(f"{int(issued):015d}."):
+        return Stamp.from_key(key, by)
+    return Stamp(int(issued), by, LEGACY_SEQ, LEGACY_POS)
 
 
 class DynamoSlots:

@@ -42,8 +42,8 @@ class MemoryStore:
     def record(self, task: TaskKey, owner: str, applied: Mapping[str, Stamp], expires_at: int) -> None:
         with self._lock:
             entry = self._entry(task.pk)
-            for name, stamp in applied.items():
-                if name not in entry.applied or entry.applied[name].issued_ms < stamp.issued_ms:
+            for name, stamp in applied.items():  # raised only, never lowered: by the whole order key
+                if name not in entry.applied or entry.applied[name].key < stamp.key:
                     entry.applied[name] = stamp
             if entry.owner == owner:
                 entry.owner = None

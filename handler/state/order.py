@@ -1,9 +1,11 @@
 """Per-task order: which fields of a modification are newer than what was applied, under the task's lease.
 
-A field is sent only when its issue time is newer than the one last applied to that field of the task
-(equal is not newer: a redelivered change is not sent twice). Only a success raises the stamps; a
-failure records nothing. The lease lasts until the invocation's deadline (plus the margin the adapter
-keeps to report), so a crashed process frees the task by itself.
+A field is sent only when the change's order key (``Stamp.key``: issue time, queue order, the change's id,
+position) is greater than the key last applied to that field of the task; an equal key is the same change
+(a redelivery) and is not sent twice. Two different changes issued in the same millisecond are told apart
+by the rest of the key, so every instance ends a tie the same way whichever it saw first. Only a success
+raises the stamps; a failure records nothing. The lease lasts until the invocation's deadline (plus the
+margin the adapter keeps to report), so a crashed process frees the task by itself.
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ class TaskOrder:
 
 
 def _decide(task: TaskKey, owner: str, fields: Sequence[str], stamp: Stamp, state: TaskState) -> Claim:
+    key = stamp.key
     won = {name: state.applied[name] for name in fields
-           if name in state.applied and state.applied[name].issued_ms >= stamp.issued_ms}
+           if name in state.applied and state.applied[name].key >= key}
     kept = tuple(name for name in fields if name not in won)
     return Claim(task, owner, stamp, kept, won)

@@ -34,6 +34,8 @@ def test_demo_shows_the_whole_flow(tmp_path: Path) -> None:
     assert "succeeded after 2 attempt(s)" in out
     # A queue message older than an operator's change arrives late: superseded, nothing sent
     assert "delivered only now: 0 request(s) sent" in out and "the task keeps SchedAt 2031-09-09 09:00:00" in out
+    # then two messages of one FIFO batch share their SentTimestamp: the queue's own order decides
+    assert "2 request(s) sent\n  the task keeps SchedAt 2031-11-11 11:00:00: the queue's own order" in out
     for sample in [*(ROOT / "events").glob("*.json"), *(ROOT / "events" / "scf").glob("*.json")]:
         assert f"  {sample.stem} " in out, sample.stem
     assert "through handler.main_handler (Tencent SCF)" in out

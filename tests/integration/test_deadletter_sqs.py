@@ -64,7 +64,10 @@ def test_routes_by_class_and_by_code_with_attributes(aws: MotoSqs, monkeypatch: 
     assert _attributes(default_msg)["ErrorCode"] == ("Number", "-1")
     assert _attributes(default_msg)["ErrorClass"] == ("String", "retryable")
     assert set(doc) == {"kind", "version", "error", "request", "raw", "source", "attempts", "failed_at",
-                        "issued_at"}
+                        "issued_at", "issued_by"}
+    # the rest of each change's order key: the invocation's id, and the entry's position in the payload
+    assert doc["issued_by"] == "direct:req-1" and "issued_pos" not in doc
+    assert json.loads(bad_msg["Body"])["issued_pos"] == 1 and json.loads(default_msg["Body"])["issued_pos"] == 2
     assert abs(datetime.fromisoformat(doc["issued_at"]) - datetime.now(UTC)) < timedelta(minutes=1)
     assert json.loads(doc["raw"]) == past
     assert doc["source"] == {"kind": "direct", "id": "req-1"}

@@ -9,15 +9,29 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from handler import lambda_handler, runtime
-from handler.state import TaskKey
+from handler.compat import UTC
+from handler.model import format_issued_at
+from handler.state import Stamp, TaskKey
 from tests.support.im import ADMIN, APP, KEY, add_task, dead_letters, get_task, modify_requests
-from tests.support.lambda_events import configure, failed_ids, http_event, sent_ms, sqs_event, sqs_record
+from tests.support.lambda_events import (
+    configure,
+    failed_ids,
+    fifo_record,
+    http_event,
+    ids_by_digest,
+    sent_ms,
+    sqs_event,
+    sqs_record,
+)
 from timpush.context import LocalContext
 from timpush.emulator import Emulator, EmulatorSettings, Fault
 
@@ -198,3 +212,126 @@ def test_a_field_a_later_entry_sets_is_left_out_and_said_so(emu: Emulator, caplo
     assert "SchedAt" not in first and first["Content"] == content and second["SchedAt"] == NEW
     line = [r for r in caplog.records if r.getMessage().startswith("modification succeeded")][0]
     assert line.superseded_by == {"SchedAt": "a later entry of the same payload"}  # type: ignore[attr-defined]
+
+
+# --- the edges: equal send times, the queue's own order, an IssuedAt against position (issue 18) ---------
+
+
+def test_a_fifo_batch_stamped_alike_is_applied_in_the_queues_order(emu: Emulator) -> None:
+    # Given two messages of one group sent in one SendMessageBatch: SQS stamps them with one SentTimestamp,
+    # and their ids order them the other way round, so only the SequenceNumber says which is newer
+    task, sent = add_task(emu), sent_ms()
+    low_id, high_id = ids_by_digest()
+    first = fifo_record(body(task, SchedAt=OLD), sent, 18_889_000_000_000_000_001, message_id=high_id)
+    second = fifo_record(body(task, SchedAt=NEW), sent, 18_889_000_000_000_000_002, message_id=low_id)
+    emu.clear_requests()
+    # When they come in one batch, in the group's order
+    assert failed_ids(invoke(sqs_event([first, second]))) == []
+    # Then both are applied in that order and the task keeps the second
+    assert [r["body"]["SchedAt"] for r in modify_requests(emu)] == [OLD, NEW]  # type: ignore[index]
+    assert get_task(emu, task)["SchedAt"] == NEW
+    # and the first, delivered again later, is superseded (not sent)
+    again = fifo_record(first["body"], sent, 18_889_000_000_000_000_001, message_id=high_id)
+    assert failed_ids(invoke(sqs_event([again]))) == []
+    assert len(modify_requests(emu)) == 2 and get_task(emu, task)["SchedAt"] == NEW
+
+
+def test_a_standard_batch_stamped_alike_ends_the_same_in_either_order(emu: Emulator) -> None:
+    # Given two different messages for one task with one SentTimestamp: the change's id breaks the tie
+    sent = sent_ms()
+    low_id, high_id = ids_by_digest()
+    ends = []
+    for order in ((low_id, high_id), (high_id, low_id)):
+        task = add_task(emu)
+        value = {low_id: OLD, high_id: NEW}
+        records = [sqs_record(body(task, SchedAt=value[i]), message_id=i, sent=sent) for i in order]
+        # When the queue delivers them in one order or the other
+        assert failed_ids(invoke(sqs_event(records))) == []
+        ends.append(get_task(emu, task)["SchedAt"])
+    # Then both tasks end with the same change: the one whose key is greater
+    assert ends == [NEW, NEW]
+
+
+def test_an_explicit_issued_at_beats_position_in_a_payload(emu: Emulator) -> None:
+    task = add_task(emu)
+    now = datetime.now(UTC)
+    newer, older = (format_issued_at(now - timedelta(seconds=s)) for s in (5, 7))
+    emu.clear_requests()
+    # the producer says the first entry is newer: it is sent, the second is superseded by it
+    result = invoke([{"TaskID": task, "Type": "All", "SchedAt": NEW, "IssuedAt": newer},
+                     {"TaskID": task, "Type": "All", "SchedAt": OLD, "IssuedAt": older}])
+    assert [r["outcome"] for r in result["results"]] == ["succeeded", "superseded"]
+    assert "later entry" not in result["results"][1]["ErrorInfo"]  # the store said so, by the key
+    assert [r["body"]["SchedAt"] for r in modify_requests(emu)] == [NEW]  # type: ignore[index]
+    assert get_task(emu, task)["SchedAt"] == NEW
+    # the same IssuedAt twice: position decides, the later entry wins and the first is never sent
+    emu.clear_requests()
+    later = format_issued_at(now - timedelta(seconds=1))
+    result = invoke([{"TaskID": task, "Type": "All", "SchedAt": "2031-03-03 03:03:03", "IssuedAt": later},
+                     {"TaskID": task, "Type": "All", "SchedAt": "2031-04-04 04:04:04", "IssuedAt": later}])
+    assert [r["outcome"] for r in result["results"]] == ["superseded", "succeeded"]
+    assert [r["body"]["SchedAt"] for r in modify_requests(emu)] == ["2031-04-04 04:04:04"]  # type: ignore[index]
+
+
+def test_a_dead_letter_keeps_the_whole_key_and_its_redrive_keeps_its_place(emu: Emulator, tmp_path: Path) -> None:
+    # Given two changes of one FIFO batch (one SentTimestamp): the first fails on its last delivery
+    task, sent = add_task(emu), sent_ms()
+    first = fifo_record(body(task, SchedAt=OLD), sent, 41, receive_count=5)
+    second = fifo_record(body(task, SchedAt=NEW), sent, 42)
+    emu.add_faults([Fault(kind="error", code=90105, count=1, api="modify")])
+    assert failed_ids(invoke(sqs_event([first, second]))) == []
+    [letter] = dead_letters(tmp_path / "dead.jsonl")
+    assert (letter["issued_by"], letter["issued_seq"]) == (f"sqs:{first['messageId']}", "41")
+    assert get_task(emu, task)["SchedAt"] == NEW
+    # When it is redriven through the work queue: sent later, a new id and a SequenceNumber above the second's
+    from handler.deadletter_sqs import work_message
+
+    redriven = fifo_record(letter["raw"], sent_ms(), 99)
+    redriven["messageAttributes"] = {name: {"stringValue": str(value), "dataType": "String"}
+                                     for name, value in work_message(letter).attributes.items()}
+    emu.clear_requests()
+    assert failed_ids(invoke(sqs_event([redriven]))) == []
+    # Then it keeps its place behind the second (its own key travelled): superseded, not sent
+    assert modify_requests(emu) == [] and get_task(emu, task)["SchedAt"] == NEW
+
+
+# --- the order key as a property of the whole handler ------------------------------------------------------
+
+_BASE_MS = 1_780_000_000_000  # a fixed past time: SentTimestamp and IssuedAt both pick from a few ms after it
+_message = st.tuples(st.sampled_from(["m-1", "m-2", "m-3", "m-4"]), st.integers(0, 2),  # id, SentTimestamp
+                     st.lists(st.tuples(st.sampled_from([None, 0, 1, 2]),  # an entry's own IssuedAt, if any
+                                        st.sampled_from([("SchedAt",), ("Content",), ("SchedAt", "Content")])),
+                              min_size=1, max_size=3))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(messages=st.lists(_message, min_size=1, max_size=4, unique_by=lambda m: m[0]), data=st.data())
+def test_through_the_handler_each_field_ends_with_the_change_of_the_largest_key(
+        emu: Emulator, messages: list[Any], data: st.DataObject) -> None:
+    # Given a few SQS messages for one task, with ties in their send and issue times and several entries each
+    task = add_task(emu)
+    records, wanted = [], {}
+    for message_id, sent, entries in messages:
+        payload = []
+        for pos, (issued, fields) in enumerate(entries):
+            ms = _BASE_MS + (sent if issued is None else issued)
+            key = Stamp(ms, f"sqs:{message_id}", 0, pos).key
+            value = {"SchedAt": f"2031-01-01 00:{len(records):02d}:{pos:02d}", "Title": f"{message_id}/{pos}"}
+            entry: dict[str, Any] = {"TaskID": task, "Type": "All"}
+            if "SchedAt" in fields:
+                entry["SchedAt"] = value["SchedAt"]
+                wanted["SchedAt"] = max(wanted.get("SchedAt", ("", "")), (key, value["SchedAt"]))
+            if "Content" in fields:
+                entry["Content"] = {"OfflinePushInfo": {"Title": value["Title"], "Desc": "d"}}
+                wanted["Title"] = max(wanted.get("Title", ("", "")), (key, value["Title"]))
+            if issued is not None:
+                entry["IssuedAt"] = format_issued_at(datetime.fromtimestamp(ms / 1000, UTC))
+            payload.append(entry)
+        records.append((message_id, json.dumps(payload), _BASE_MS + sent))
+    # When the queue delivers each once or more, in any order, one message per invocation
+    again = data.draw(st.lists(st.sampled_from(records), max_size=4))
+    for message_id, text, sent in data.draw(st.permutations([*records, *again])):
+        assert failed_ids(invoke(sqs_event([sqs_record(text, message_id=message_id, sent=sent)]))) == []
+    # Then each field holds the value of the entry with the largest order key
+    got = get_task(emu, task)
+    assert {name: got[name] for name in wanted} == {name: value for name, (_, value) in wanted.items()}

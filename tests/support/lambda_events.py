@@ -107,3 +107,20 @@ def http_event(path: str, body: str | None, method: str = "PATCH") -> dict[str, 
     event["pathParameters"] = {"taskId": path.rsplit("/", 1)[-1]}
     event["body"] = body
     return event
+
+
+def ids_by_digest(count: int = 2, prefix: str = "sqs:") -> list[str]:
+    """Message ids whose order keys, at one time, rise in the order given: the id decides a tie between two
+    changes (DESIGN "Order"), and a test can then choose whether the queue's own order agrees with it."""
+    from handler.state import Stamp
+
+    return sorted((str(uuid.uuid4()) for _ in range(count)), key=lambda i: Stamp(0, prefix + i).key)
+
+
+def fifo_record(body: str, sent: int, sequence: int, message_id: str | None = None, group: str = "g",
+                receive_count: int = 1) -> dict[str, Any]:
+    """One record of a FIFO queue's Lambda event: its group and SequenceNumber (SQS raises it within a group)."""
+    record = sqs_record(body, receive_count, message_id, QUEUE_ARN + ".fifo", sent)
+    record["attributes"].update({"MessageGroupId": group, "SequenceNumber": str(sequence),
+                                 "MessageDeduplicationId": hashlib.sha256(body.encode()).hexdigest()})
+    return record

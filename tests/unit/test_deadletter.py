@@ -6,6 +6,7 @@ import json
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -289,7 +290,9 @@ def test_issued_at_travels_with_the_record_and_back_to_the_work_queue() -> None:
     doc = record(replace(_outcome(), issued_at=when), Source("sqs", "m1"))
     assert doc["issued_at"] == "2030-05-31T23:59:58.250Z"
     assert deadletter_sqs.dead_letter_message(doc).attributes["IssuedAt"] == "2030-05-31T23:59:58.250Z"
-    assert dict(deadletter_sqs.work_message(doc).attributes) == {"Redrives": 1, "IssuedAt": "2030-05-31T23:59:58.250Z"}
+    # a record without the rest of its key (one written before it travelled): its id was sqs:MESSAGE_ID
+    assert dict(deadletter_sqs.work_message(doc).attributes) == {
+        "Redrives": 1, "IssuedAt": "2030-05-31T23:59:58.250Z", "IssuedBy": "sqs:m1", "IssuedSeq": "0", "IssuedPos": 0}
     assert issued_at_of(doc) == when
     assert issued_at_attribute({"IssuedAt": {"stringValue": doc["issued_at"], "dataType": "String"}}) == when
     assert issued_at_attribute({"IssuedAt": {"StringValue": doc["issued_at"], "DataType": "String"}}) == when
@@ -301,3 +304,38 @@ def test_an_unreadable_issued_at_is_no_issue_time(value: object) -> None:
 
     assert issued_at_of({"issued_at": value}) is None
     assert issued_at_attribute({"IssuedAt": {"stringValue": value}}) is None
+
+
+def test_the_whole_order_key_travels_from_the_failure_to_the_redriven_message() -> None:
+    from dataclasses import replace
+
+    from handler.order_key import carried_issue, issue_of_record
+    from handler.state import Issue
+
+    when = datetime(2030, 5, 31, 23, 59, 58, 250_000, tzinfo=UTC)
+    seq = 18_889_999_999_999_999_999_999_999_999_999_999_999  # 38 digits: more than a double keeps
+    issue = Issue(when, "sqs:first-id", seq=seq, pos=2)
+    doc = record(replace(_outcome(), issued_at=when, stamp=issue.stamp(when, 2)), Source("sqs", "redriven-id"))
+    assert (doc["issued_by"], doc["issued_seq"], doc["issued_pos"]) == ("sqs:first-id", str(seq), 2)
+    assert issue_of_record(json.loads(json.dumps(doc)), datetime.now(UTC)) == issue
+    # as a Lambda record's attributes after SQS gave the body a new id and SequenceNumber
+    sent = deadletter_sqs.work_message(doc).attributes
+    carried = carried_issue({name: {"stringValue": str(value), "dataType": "String"} for name, value in sent.items()})
+    assert carried == issue and carried.stamp(carried.at, carried.pos).key == issue.stamp(when, 2).key
+
+
+@pytest.mark.parametrize("attributes", [None, {}, {"IssuedAt": {"stringValue": "2030-05-31T23:59:58.250Z"}},
+                                        {"IssuedBy": {"stringValue": "sqs:x"}},
+                                        {"IssuedAt": {"stringValue": "yesterday"}, "IssuedBy": {"stringValue": "x"}}])
+def test_a_message_without_a_readable_carried_key_carries_none(attributes: dict[str, Any] | None) -> None:
+    from handler.order_key import carried_issue
+
+    assert carried_issue(attributes) is None
+
+
+@pytest.mark.parametrize(("value", "read"), [("12", 12), (12, 12), ("-1", 0), (True, 0), ("1" * 41, 0), ("x", 0),
+                                             (None, 0), ("9" * 40, 10 ** 40 - 1)])
+def test_a_queue_order_is_read_only_when_it_fits_the_key(value: object, read: int) -> None:
+    from handler.order_key import queue_order
+
+    assert queue_order(value) == read

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from handler.model import Item
 from handler.ordering import later_fields
-from handler.state import Stamp, TaskKey
+from handler.state import Issue, Stamp, TaskKey
 from handler.state.memory import MemoryStore
 from handler.state.order import LEASE_WAIT, TaskBusy, TaskOrder
 
@@ -119,6 +121,13 @@ def _items(*parsed: object) -> list[Item]:
     return [Item("", p) for p in parsed]
 
 
+PAYLOAD = Issue(datetime(2030, 6, 1, 8, 0, 0, tzinfo=UTC), "sqs:m1")
+
+
+def _later(items: list[Item], only_app: int | None = None, issue: Issue = PAYLOAD) -> list[frozenset[str]]:
+    return later_fields(items, [issue.entry(i) for i in range(len(items))], only_app)
+
+
 def test_a_later_entry_for_the_same_task_counts_as_newer() -> None:
     items = _items(
         {"TaskID": 5, "SchedAt": "a", "Content": {}},
@@ -129,14 +138,57 @@ def test_a_later_entry_for_the_same_task_counts_as_newer() -> None:
         {"TaskID": 5, "Sdkappid": 9, "SchedAt": "c"},
     )
     # one app, 9: an entry without Sdkappid is app 9's
-    assert later_fields(items, only_app=9) == [frozenset({"SchedAt"}), frozenset({"SchedAt"}), frozenset(),
+    assert _later(items, only_app=9) == [frozenset({"SchedAt"}), frozenset({"SchedAt"}), frozenset(),
                                                frozenset({"SchedAt"}), frozenset(), frozenset()]
     # several apps: app 9's task 5 is not the task of entries that name no app (they are refused)
-    assert later_fields(items) == [frozenset({"SchedAt"})] + [frozenset()] * 5
+    assert _later(items) == [frozenset({"SchedAt"})] + [frozenset()] * 5
 
 
 def test_another_apps_task_of_the_same_number_is_another_task() -> None:
-    got = later_fields(_items({"TaskID": 5, "Sdkappid": 8, "SchedAt": "a"},
+    got = _later(_items({"TaskID": 5, "Sdkappid": 8, "SchedAt": "a"},
                               {"TaskID": 5, "Sdkappid": 9, "SchedAt": "b"},
                               {"TaskID": 5, "Sdkappid": 8, "Content": {}}))
     assert got == [frozenset({"Content"}), frozenset(), frozenset()]
+
+
+def test_a_later_entry_holds_back_only_what_it_sets_with_a_greater_key() -> None:
+    def entry(issued: str | None, **fields: object) -> dict[str, object]:
+        return {"TaskID": 5, "Type": "All", **fields, **({"IssuedAt": issued} if issued else {})}
+
+    # the producer says the first is newer: the second holds nothing back (the store supersedes it)
+    assert _later(_items(entry("2030-06-01T08:00:05Z", SchedAt="a"), entry("2030-06-01T08:00:03Z", SchedAt="b"))) \
+        == [frozenset(), frozenset()]
+    # equal times (given, or the payload's own): position decides, the later entry is newer
+    assert _later(_items(entry("2030-06-01T08:00:05Z", SchedAt="a"), entry("2030-06-01T08:00:05.000+00:00",
+                                                                            SchedAt="b"))) == [{"SchedAt"}, set()]
+    assert _later(_items(entry(None, SchedAt="a"), entry("2030-06-01T08:00:00Z", SchedAt="b"))) == [{"SchedAt"}, set()]
+    # a later entry with an IssuedAt that cannot be read counts as issued with the payload: it holds back
+    assert _later(_items(entry(None, SchedAt="a"), entry("yesterday", SchedAt="b"))) == [{"SchedAt"}, set()]
+    # the newest of several later entries decides, field by field
+    items = _items(entry("2030-06-01T08:00:04Z", SchedAt="a", Content={}), entry("2030-06-01T08:00:09Z", SchedAt="b"),
+                   entry("2030-06-01T08:00:01Z", Content={}))
+    assert _later(items) == [{"SchedAt"}, set(), set()]
+
+
+def test_a_tie_between_two_changes_ends_the_same_whichever_comes_first(clock: Clock) -> None:
+    one, other = Stamp(5000, "sqs:first-id"), Stamp(5000, "sqs:second-id")
+    newer = max(one, other, key=lambda s: s.key)
+    for order in ((one, other), (other, one)):
+        task_order = order_on(MemoryStore(), clock)
+        kept = []
+        for stamp in order:
+            claim = task_order.claim(TASK, ("SchedAt",), stamp, clock.mono() + 30)
+            if claim.kept:
+                task_order.applied(claim, None)
+                kept.append(stamp)
+        assert kept[-1] == newer  # the other one was sent first or not at all, never last
+
+
+def test_the_queue_order_breaks_a_tie_before_the_id_and_position_only_after(clock: Clock) -> None:
+    assert Stamp(5000, "sqs:zzz", seq=2).key > Stamp(5000, "sqs:aaa", seq=1).key
+    assert Stamp(5000, "sqs:m", seq=1, pos=0).key < Stamp(5000, "sqs:m", seq=1, pos=1).key
+    assert Stamp(5001, "sqs:m", pos=0).key > Stamp(5000, "sqs:m", seq=10 ** 39, pos=9).key
+    order = order_on(MemoryStore(), clock)
+    order.applied(order.claim(TASK, ("SchedAt",), Stamp(5000, "sqs:b", seq=7), clock.mono() + 30), None)
+    assert order.claim(TASK, ("SchedAt",), Stamp(5000, "sqs:a", seq=6), clock.mono() + 30).kept == ()
+    assert order.claim(TASK, ("SchedAt",), Stamp(5000, "sqs:a", seq=8), clock.mono() + 30).kept == ("SchedAt",)
