@@ -119,17 +119,22 @@ class Run:
             return
         for start in range(0, len(chosen), self.target.batch):
             part = chosen[start:start + self.target.batch]
+            counted = False
             try:
-                with in_flight("batch"):
+                with in_flight("batch"):  # a Ctrl-C meanwhile is raised once the batch is settled and counted
                     outcomes = self.target.submit([x.doc for x in part if x.doc], _note)
+                    self._settle(part, outcomes)
+                    counted = True
             except BaseException:
-                self.count(chosen[start:], NOT_SENT)
+                self.count(chosen[start + (len(part) if counted else 0):], NOT_SENT)
                 raise
-            self.source.remove([x for x, kind in zip(part, outcomes, strict=True) if kind != NOT_SENT])
-            for letter, kind in zip(part, outcomes, strict=True):
-                self.count([letter], kind)
-                if self.verbose and kind != NOT_SENT:
-                    _note(f"code {letter.code}: {kind}")
+
+    def _settle(self, part: list[Letter], outcomes: list[str]) -> None:
+        self.source.remove([x for x, kind in zip(part, outcomes, strict=True) if kind != NOT_SENT])
+        for letter, kind in zip(part, outcomes, strict=True):
+            self.count([letter], kind)
+            if self.verbose and kind != NOT_SENT:
+                _note(f"code {letter.code}: {kind}")
 
 
 def _note(text: str) -> None:

@@ -165,10 +165,10 @@ class Sending:
         try:
             for start in range(0, len(self.rows), self.target.batch):
                 part = self.rows[start:start + self.target.batch]
-                with in_flight("batch"):
+                with in_flight("batch"):  # a Ctrl-C meanwhile is raised once the batch is counted
                     self.unsent += self.target.submit(part, self.tally, self.note)
-                done += len(part)
-                progress.advance(len(part))
+                    done += len(part)
+                    progress.advance(len(part))
         finally:
             self.tally.add(VALID, NOT_SENT, len(self.rows) - done)
             self.unsent += self.rows[done:]
