@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import sys
 import time
@@ -134,7 +135,8 @@ class DirectTarget:
         for row in rows:
             source = Source("direct", f"timpush-send:{self.name}:{row.line}")
             deadline = time.monotonic() + DIRECT_BUDGET
-            with contextlib.redirect_stdout(sys.stderr):  # powertools prints EMF metrics on stdout
+            # powertools prints EMF metric lines on stdout: kept for --verbose (on stderr), else dropped
+            with contextlib.redirect_stdout(sys.stderr if self.verbose else io.StringIO()):
                 result = direct.handle(row.modification, source, self.runtime, deadline)["results"][0]
             code = int(result["ErrorCode"])
             outcome = SUCCEEDED if code == 0 else SUPERSEDED if result["outcome"] == SUPERSEDED else FAILED
