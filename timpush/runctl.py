@@ -121,6 +121,8 @@ def in_flight(what: str) -> Iterator[None]:
 
     def interrupted(_signum: int, _frame: FrameType | None) -> None:
         if asked:
+            print(f"timpush: stopping now; the {what} in flight may or may not have arrived (counted as not sent)",
+                  file=sys.stderr)
             raise KeyboardInterrupt
         asked.append(True)
         print(f"timpush: interrupted; finishing the {what} in flight (Ctrl-C again to stop now)", file=sys.stderr)
