@@ -210,6 +210,29 @@ def test_8_ctrl_c_during_a_batch_counts_it_by_what_sqs_answered(
     assert "interrupted" in err and "--start-line 22" in err
 
 
+def test_8_a_second_ctrl_c_stops_at_once_and_says_the_batch_in_flight_is_uncertain(
+    aws_queue: tuple[MotoSqs, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqs, work = aws_queue
+    real = deadletter_sqs.Queue.send
+    calls: list[int] = []
+
+    def send(self: deadletter_sqs.Queue, messages: Any) -> set[int]:
+        calls.append(len(messages))
+        if len(calls) == 2:  # Ctrl-C twice before the second batch leaves
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, messages)
+
+    monkeypatch.setattr(deadletter_sqs.Queue, "send", send)
+    assert main(["send", "--from", str(_numbered(tmp_path, 37)), "--to", f"sqs:{work}"]) == 130
+    out, err = capsys.readouterr()
+    assert _task_ids(sqs, work) == list(range(3000, 3010))
+    assert "10 succeeded, 0 superseded, 0 failed, 0 skipped, 27 not sent" in out
+    assert "may or may not have arrived" in err and "--start-line 12" in err
+
+
 # --- 9. the shapes a user plausibly has ---------------------------------------------------------------------
 
 
