@@ -311,3 +311,25 @@ def test_10_help_says_the_environment_and_the_exit_codes(capsys: pytest.CaptureF
         out = capsys.readouterr().out
         assert "environment:" in out and "AWS_REGION" in out and "IM_SECRET_KEY" in out
         assert "exit status:" in out and "130" in out
+
+
+def test_start_line_resumes_where_a_stopped_run_left_off(aws_queue: tuple[MotoSqs, str], tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    sqs, work = aws_queue
+    assert main(["send", "--from", str(_numbered(tmp_path, 25)), "--to", f"sqs:{work}", "--start-line", "22"]) == 0
+    assert _task_ids(sqs, work) == list(range(3020, 3025))  # lines 22..26
+    assert "5 succeeded, 0 superseded, 0 failed, 0 skipped, 0 not sent" in capsys.readouterr().out
+
+
+def test_without_an_im_configuration_the_queue_is_loaded_and_the_unchecked_app_is_said(
+    aws_queue: tuple[MotoSqs, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqs, work = aws_queue
+    for name in ("IM_SDKAPPID", "IM_SECRET_KEY", "IM_APPS", "IM_SECRET_SOURCE"):
+        monkeypatch.delenv(name, raising=False)
+    runtime.reset()
+    assert main(["send", "--from", str(_numbered(tmp_path, 2)), "--to", f"sqs:{work}"]) == 0
+    assert "each row's app is not checked here" in capsys.readouterr().err
+    assert sqs.count(work) == 2
+    runtime.reset()
