@@ -18,7 +18,8 @@ from typing import Any
 from handler.cmq_dataflow import CmqError, CmqQueue, Received
 from handler.config import ConfigError
 from handler.deadletter import parse_record, parse_tdmq_target
-from timpush.redrive import BATCH, RECEIVE_WAIT, Letter, Usage
+from timpush.redrive_sources import BATCH, RECEIVE_WAIT, Letter
+from timpush.runctl import Usage
 
 CALL_BUDGET = 30.0  # seconds one call may spend backing off from throttled answers
 

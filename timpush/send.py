@@ -1,20 +1,23 @@
-"""``timpush send``: load modifications from a spreadsheet export (CSV) or JSON Lines.
+"""``timpush send``: load modifications from a spreadsheet export (CSV) or JSON.
 
-Every row is checked by the handler's own model first; one invalid row and nothing is sent (unless
-``--skip-invalid``). Then each row goes to the work queue as one message (``sqs:URL``, batches of
-ten, entries SQS refuses retried a few times and then reported) or is applied now through the
-direct trigger's own path (``direct``: paced, in file order, failures dead-lettered through the
-configured routes). Nothing is reported as sent that was not.
+The whole input is read and every row checked first (``timpush.sendrows``: the handler's own model, the
+app included); damaged input, or one invalid row, and nothing is sent (unless ``--skip-invalid``). Then
+each row goes to the work queue as one message (``sqs:URL``, batches of ten) or is applied now through
+the direct trigger's own path (``direct``: paced, in file order, failures dead-lettered through the
+configured routes). The counts and the exit status are those of ``timpush.outcomes``; an error that
+cannot get better stops the run with the line to resume from (``--start-line``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import sys
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
@@ -22,71 +25,83 @@ from handler.compat import UTC
 from handler.deadletter import ISSUED_AT_ATTRIBUTE
 from handler.im.codes import classify
 from timpush import sendrows
-from timpush.redrive import (
-    DIRECT_BUDGET,
+from timpush.outcomes import (
+    FAILED,
+    NOT_SENT,
+    OUTCOMES,
+    SKIPPED,
+    SUCCEEDED,
+    SUPERSEDED,
     Progress,
     Tally,
-    Usage,
-    handler_runtime,
-    print_table,
-    rows_of,
-    with_progress,
+    print_summary,
 )
+from timpush.runctl import DIRECT_BUDGET, Usage, guarded, handler_logs, handler_runtime, in_flight, send_batch
+from timpush.sendapps import apps_to_check
 from timpush.sendrows import InputError, Row
 
 if TYPE_CHECKING:
-    from handler.deadletter_sqs import Outgoing, Queue
+    from handler.deadletter_sqs import Outgoing
     from handler.runtime import Runtime
 
-SEND_ATTEMPTS = 3  # tries per batch entry, the first included
-RETRY_PAUSE = 0.5  # seconds before trying refused entries again (doubles each time)
-VALID = "valid"  # the summary's key for rows that passed validation (they have no code yet)
+VALID = "valid"  # the summary's code for rows that passed validation and have no result code
+WOULD_SEND = "would send"
+INVALID = "invalid"
+Note = Callable[[str], None]
+HELP = """\
+input: CSV with a header (TaskID,Type,SchedAt required; Sdkappid, Title, Desc, Content, IssuedAt optional),
+comma-, semicolon- or tab-separated, UTF-8; or JSON: JSON Lines, an array, pretty-printed, or
+{"modifications": [...]}. A CSV that does not parse strictly (an unclosed or stray quote, a row with more
+or fewer cells than the header) is refused whole. Times without seconds (2031-06-16 09:00) mean :00.
+
+environment:
+  --to sqs:    AWS credentials and region as boto3 reads them (AWS_PROFILE or AWS_ACCESS_KEY_ID and
+               AWS_SECRET_ACCESS_KEY; AWS_REGION unless the queue URL names it). With IM_SDKAPPID or IM_APPS
+               set, each row's app is checked here too; without them the deployed handler checks it.
+  --to direct  the handler's own environment, for --dry-run too (IM_SDKAPPID and IM_SECRET_KEY or
+               IM_SECRET_SOURCE, or IM_APPS; IM_ENDPOINT / IM_REGION; DEAD_LETTER, DEAD_LETTER_ROUTES)
+
+counts: succeeded (accepted by the work queue, or applied), superseded (a newer change was already
+applied), failed (dead-lettered), skipped (invalid, with --skip-invalid), not sent.
+
+exit status:
+  0    every row sent and nothing failed
+  1    something failed or was not sent (listed by line), or the run stopped (e.g. no such queue:
+       resume with --start-line)
+  2    bad arguments, configuration or input (damaged file, invalid rows, every row invalid): nothing sent
+  130  interrupted (Ctrl-C): the counts are exact; resume with --start-line
+"""
 
 
 class Target(Protocol):
-    label: str
     batch: int
-    failures: list[tuple[Row, str]]  # rows not sent, and why
 
-    def submit(self, rows: Sequence[Row], tally: Tally) -> None: ...
+    def submit(self, rows: Sequence[Row], tally: Tally, note: Note) -> list[Row]: ...
 
 
 class QueueTarget:
     """The work queue: one message per row, the row's IssuedAt (or the time of sending) as attribute."""
 
-    label = "sent"
     batch = 10  # one SendMessageBatch call
 
-    def __init__(self, url: str, now: datetime) -> None:
+    def __init__(self, url: str, now: datetime, dedup_id: str | None) -> None:
         from handler.deadletter_sqs import Queue
 
-        self.queue: Queue = Queue(url)
-        self.failures: list[tuple[Row, str]] = []
+        self.queue = Queue(url)
         self._next_stamp = now
+        # a fresh id per run lets a deliberate re-send through FIFO deduplication; a given one lets SQS
+        # drop what an earlier run with the same id sent in the last 5 minutes
+        self._dedup = dedup_id or uuid.uuid4().hex
 
-    def submit(self, rows: Sequence[Row], tally: Tally) -> None:
-        pending = list(zip(rows, [self.message(row) for row in rows], strict=True))
-        pause = RETRY_PAUSE
-        for attempt in range(1, SEND_ATTEMPTS + 1):
-            pending, why = self._try(pending)
-            if not pending or attempt == SEND_ATTEMPTS:
-                break
-            time.sleep(pause)
-            pause *= 2
-        if len(rows) > len(pending):
-            tally.moved[VALID] += len(rows) - len(pending)
-        if pending:
-            tally.kept[VALID] += len(pending)
-        self.failures += [(row, f"{why} ({SEND_ATTEMPTS} attempts)") for row, _ in pending]
-
-    def _try(self, pending: list[tuple[Row, Outgoing]]) -> tuple[list[tuple[Row, Outgoing]], str]:
-        from handler.deadletter_sqs import QueueError
-
-        try:
-            refused = self.queue.send([message for _, message in pending])
-        except QueueError as exc:
-            return pending, f"not sent: {exc}"
-        return [entry for i, entry in enumerate(pending) if i in refused], "refused by SQS"
+    def submit(self, rows: Sequence[Row], tally: Tally, note: Note) -> list[Row]:
+        """Send one batch; the rows SQS refused every time are returned (not sent)."""
+        refused, why = send_batch(self.queue, [self.message(row) for row in rows])
+        unsent = [row for i, row in enumerate(rows) if i in refused]
+        tally.add(VALID, SUCCEEDED, len(rows) - len(unsent))
+        tally.add(VALID, NOT_SENT, len(unsent))
+        for row in unsent:
+            note(f"{row.line}: TaskID {row.task_id}: {why}")
+        return unsent
 
     def message(self, row: Row) -> Outgoing:
         """One row as a message; a row without IssuedAt is stamped now, a millisecond after the one before,
@@ -96,7 +111,7 @@ class QueueTarget:
         body = json.dumps(row.modification, separators=(",", ":"))  # ASCII: SQS refuses some code points raw
         issued_at = row.issued_at or self._stamp()
         return Outgoing(body=body, attributes={ISSUED_AT_ATTRIBUTE: issued_at}, group=str(row.task_id),
-                        dedup=fingerprint(body))
+                        dedup=fingerprint(self._dedup, row.line, body))
 
     def _stamp(self) -> str:
         when, self._next_stamp = self._next_stamp, self._next_stamp + timedelta(milliseconds=1)
@@ -106,94 +121,164 @@ class QueueTarget:
 class DirectTarget:
     """The direct trigger's own path, one row at a time in file order: paced, retried, dead-lettered."""
 
-    label = "done"
     batch = 1  # a dead letter that cannot be written stops the run at that row
 
-    def __init__(self, runtime: Runtime, name: str) -> None:
+    def __init__(self, runtime: Runtime, name: str, verbose: bool) -> None:
         self.runtime = runtime
         self.name = name
-        self.failures: list[tuple[Row, str]] = []
+        self.verbose = verbose
 
-    def submit(self, rows: Sequence[Row], tally: Tally) -> None:
+    def submit(self, rows: Sequence[Row], tally: Tally, note: Note) -> list[Row]:
         from handler.deadletter import Source
         from handler.sources import direct
 
         for row in rows:
             source = Source("direct", f"timpush-send:{self.name}:{row.line}")
             deadline = time.monotonic() + DIRECT_BUDGET
-            with contextlib.redirect_stdout(sys.stderr):  # powertools prints EMF metrics on stdout
+            # powertools prints EMF metric lines on stdout: kept for --verbose (on stderr), else dropped
+            with contextlib.redirect_stdout(sys.stderr if self.verbose else io.StringIO()):
                 result = direct.handle(row.modification, source, self.runtime, deadline)["results"][0]
             code = int(result["ErrorCode"])
-            tally.moved[code] += 1
-            tally.classes[code] = str(classify(code)) if code else ""
-            if code:  # dead-lettered, or superseded by a newer change (DESIGN "Order")
-                self.failures.append((row, f"{code} {result['ErrorInfo']} ({result['outcome'].replace('_', ' ')})"))
+            outcome = SUCCEEDED if code == 0 else SUPERSEDED if result["outcome"] == SUPERSEDED else FAILED
+            tally.add(code, outcome, error_class=str(classify(code)) if code else "")
+            if outcome == FAILED or self.verbose:
+                note(f"{row.line}: TaskID {row.task_id}: {code} {result['ErrorInfo']} ({outcome})")
+        return []
 
 
 # --- the run ---------------------------------------------------------------------------------------------
 
 
-def send(rows: Sequence[Row], target: Target, tally: Tally, progress: Progress) -> None:
-    """Submit ``rows`` in the target's batches; what was not reached is counted as not sent."""
-    done = 0
-    try:
-        for start in range(0, len(rows), target.batch):
-            part = rows[start:start + target.batch]
-            target.submit(part, tally)
-            done += len(part)
-            progress.advance(len(part))
-    finally:
-        if len(rows) > done:
-            tally.kept[VALID] += len(rows) - done
+class Sending:
+    """Rows submitted in the target's batches; what was not reached is counted as not sent."""
+
+    def __init__(self, rows: Sequence[Row], target: Target, name: str) -> None:
+        self.rows = rows
+        self.target = target
+        self.name = name
+        self.tally = Tally()
+        self.unsent: list[Row] = []
+
+    def note(self, text: str) -> None:
+        print(f"{self.name}:{text}", file=sys.stderr)
+
+    def go(self, progress: Progress) -> None:
+        done = 0
+        try:
+            for start in range(0, len(self.rows), self.target.batch):
+                part = self.rows[start:start + self.target.batch]
+                with in_flight("batch"):  # a Ctrl-C meanwhile is raised once the batch is counted
+                    self.unsent += self.target.submit(part, self.tally, self.note)
+                    done += len(part)
+                    progress.advance(len(part))
+        finally:
+            self.tally.add(VALID, NOT_SENT, len(self.rows) - done)
+            self.unsent += self.rows[done:]
+
+    def resume_line(self) -> int | None:
+        return min((row.line for row in self.unsent), default=None)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Load modifications from CSV or JSON onto the work queue, or apply them now."
+    parser.epilog = HELP
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--from", dest="source", required=True, metavar="FILE",
                         help="CSV (header TaskID,Type,SchedAt[,Sdkappid][,Title,Desc][,Content][,IssuedAt]) "
-                             "or JSON Lines; - for stdin")
+                             "or JSON; - for stdin")
     parser.add_argument("--to", dest="target", required=True, metavar="TARGET",
                         help="sqs:QUEUE_URL (the work queue) or direct (apply now with the current environment)")
     parser.add_argument("--skip-invalid", action="store_true", help="send the valid rows, list the invalid ones")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the summary; send nothing")
+    parser.add_argument("--start-line", type=_line_number, default=1, metavar="N",
+                        help="send only the rows starting at line N or later (to resume a stopped run)")
+    parser.add_argument("--dedup-id", metavar="ID",
+                        help="FIFO queue: the deduplication id of this send (default: a fresh one each run, so a "
+                             "deliberate re-send goes through); a re-run with the same ID within SQS's 5-minute "
+                             "window sends nothing it already sent")
+    parser.add_argument("--verbose", action="store_true",
+                        help="a line for every row, and the handler's JSON log lines (--to direct)")
+
+
+def _line_number(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit status: 0 all sent, 1 some not sent (listed), 2 invalid input or arguments, 130 Ctrl-C."""
+    """Exit status: see HELP."""
     now = datetime.now(UTC)
     try:
         kind = _target_kind(args.target)
-        runtime = handler_runtime("--to direct") if kind == "direct" and not args.dry_run else None
-        rows = sendrows.read(args.source, sdkappid=_sdkappid(runtime), now=now)
+        runtime = handler_runtime("--to direct") if kind == "direct" else None
+        apps, unchecked = apps_to_check(runtime)
+        rows = [row for row in sendrows.read(args.source, apps=apps, now=now) if row.line >= args.start_line]
     except (Usage, InputError) as exc:
         print(f"timpush send: {exc}", file=sys.stderr)
         return 2
-    tally = Tally()
+    if unchecked:
+        print(f"timpush send: note: {unchecked}", file=sys.stderr)
+    name = sendrows.display_name(args.source)
     invalid = [row for row in rows if not row.valid]
-    _count_invalid(invalid, tally)
-    refuse = bool(invalid) and not args.skip_invalid
-    _list_invalid(args.source, invalid, "skipped" if args.skip_invalid else "invalid")
     valid = [row for row in rows if row.valid]
-    if args.dry_run or refuse:
-        if valid:
-            (tally.kept if refuse else tally.moved)[VALID] += len(valid)
-        _summary(tally, "would send" if args.dry_run else "sent")
-        _verdict(args, len(invalid), refuse)
-        return 2 if refuse else 0
-    target: Target = (DirectTarget(runtime, sendrows.display_name(args.source)) if runtime is not None
-                      else QueueTarget(args.target[4:], now))
-    return _send_and_report(args, valid, target, tally)
+    for row in invalid:
+        print(f"{name}:{row.line}: {'skipped' if args.skip_invalid else 'invalid'}: {row.problem}", file=sys.stderr)
+    if args.dry_run or not valid or (invalid and not args.skip_invalid):
+        return _without_sending(args, valid, invalid)
+    target: Target = (DirectTarget(runtime, name, args.verbose) if runtime is not None
+                      else QueueTarget(args.target[4:], now, args.dedup_id))
+    return _send(args, Sending(valid, target, name), invalid)
 
 
-def _send_and_report(args: argparse.Namespace, valid: list[Row], target: Target, tally: Tally) -> int:
-    status = with_progress("send", len(valid), "rows not counted as sent were not sent",
-                           lambda progress: send(valid, target, tally, progress))
-    for row, why in target.failures:
-        print(f"{sendrows.display_name(args.source)}:{row.line}: TaskID {row.task_id}: {why}", file=sys.stderr)
-    _summary(tally, target.label)
-    not_sent = tally.kept[VALID]
-    print(f"{sum(tally.moved.values())} {target.label}, {not_sent} not sent, "
-          f"{sum(tally.kept.values()) - not_sent} skipped as invalid; to {args.target}")
-    return 1 if status == 0 and not_sent else status
+def _without_sending(args: argparse.Namespace, valid: list[Row], invalid: list[Row]) -> int:
+    """A dry run, or a refusal: invalid rows without --skip-invalid, or no valid row at all (exit 2)."""
+    tally = Tally()
+    refused = bool(invalid) and not args.skip_invalid or not valid
+    if args.dry_run:
+        outcomes: Sequence[str] = (WOULD_SEND, SKIPPED if args.skip_invalid else INVALID)
+        tally.add(VALID, WOULD_SEND, len(valid))
+        _count_invalid(tally, invalid, outcomes[1])
+    else:
+        outcomes = OUTCOMES
+        tally.add(VALID, NOT_SENT, len(valid))
+        _count_invalid(tally, invalid, SKIPPED if args.skip_invalid else NOT_SENT)
+    print_summary("timpush send", tally, f"{'dry run: nothing sent to' if args.dry_run else 'to'} {args.target}",
+                  outcomes)
+    if not valid:
+        print("nothing to send: every row is invalid", file=sys.stderr)
+    elif refused:
+        print(f"{len(invalid)} invalid row(s): nothing sent (fix them, or --skip-invalid to send the rest)",
+              file=sys.stderr)
+    return 2 if refused else 0
+
+
+def _count_invalid(tally: Tally, invalid: list[Row], outcome: str) -> None:
+    for row in invalid:
+        tally.add(row.code, outcome, error_class=str(classify(row.code)))
+
+
+def _send(args: argparse.Namespace, sending: Sending, invalid: list[Row]) -> int:
+    _count_invalid(sending.tally, invalid, SKIPPED)
+    if args.dedup_id and args.target.endswith(".fifo"):
+        print(f"timpush send: note: FIFO deduplication id {args.dedup_id!r}: SQS drops, without saying so, a row "
+              "this id already sent in the last 5 minutes (it is counted as succeeded); leave --dedup-id out "
+              "to send again on purpose", file=sys.stderr)
+    progress = Progress(len(sending.rows), "send")
+    direct = isinstance(sending.target, DirectTarget)
+    try:
+        with handler_logs(args.verbose) if direct else contextlib.nullcontext():
+            status, ending = guarded("send", lambda: sending.go(progress))
+    finally:
+        progress.close()
+    print_summary("timpush send", sending.tally, f"to {args.target}")
+    line = sending.resume_line()
+    if ending or line is not None:
+        again = f"timpush send --from {args.source} --to {args.target} --start-line {line}"
+        print(f"{ending or 'timpush send: not everything was sent'}; to resume from line {line}: {again}",
+              file=sys.stderr)
+    return status or sending.tally.status()
 
 
 def _target_kind(spec: str) -> str:
@@ -202,38 +287,3 @@ def _target_kind(spec: str) -> str:
     if spec.startswith("sqs:") and len(spec) > 4:
         return "sqs"
     raise Usage(f"--to must be sqs:QUEUE_URL or direct, got {spec!r}")
-
-
-def _sdkappid(runtime: Runtime | None) -> int | None:
-    """The configured SDKAppID rows are checked against: the handler's, or IM_SDKAPPID when it is set."""
-    if runtime is not None:
-        return runtime.settings.sdkappid
-    from handler.config import ConfigError, settings
-
-    try:
-        return settings().sdkappid
-    except ConfigError:
-        return None  # loading a queue needs no IM identity; the handler checks the app on delivery
-
-
-def _count_invalid(invalid: list[Row], tally: Tally) -> None:
-    for row in invalid:
-        tally.kept[row.code] += 1
-        tally.classes[row.code] = str(classify(row.code))
-
-
-def _list_invalid(spec: str, invalid: list[Row], word: str) -> None:
-    for row in invalid:
-        print(f"{sendrows.display_name(spec)}:{row.line}: {word}: {row.problem}", file=sys.stderr)
-
-
-def _verdict(args: argparse.Namespace, invalid: int, refused: bool) -> None:
-    if refused:
-        print(f"{invalid} invalid row(s): nothing sent (fix them, or --skip-invalid to send the rest)")
-    else:
-        print(f"dry run: nothing sent to {args.target}")
-
-
-def _summary(tally: Tally, label: str) -> None:
-    total = ("total", "", sum(tally.moved.values()), sum(tally.kept.values()))
-    print_table("timpush send", ("code", "class", label, "not sent"), [*rows_of(tally), total])

@@ -1,10 +1,13 @@
-"""The rows of ``timpush send``: CSV or JSON Lines in, each row checked by the handler's own model.
+"""The rows of ``timpush send``: CSV or JSON in, each row checked by the handler's own model.
 
 A CSV header names its columns (``COLUMNS``; ``REQUIRED`` must be there); ``Title``/``Desc`` fill
-``Content.OfflinePushInfo`` and ``Content`` is JSON. A JSON Lines file holds one modification object
-per line. Either may start with a UTF-8 BOM. Whatever is wrong with the input as a whole (empty, not
-UTF-8, a missing or unknown column) is an ``InputError``; a row that is wrong becomes a ``Row`` with
-its ``problem``, so every bad row can be named at once.
+``Content.OfflinePushInfo`` and ``Content`` is JSON. The CSV is parsed strictly: an unclosed or stray
+quote, or a row with more or fewer cells than the header, refuses the whole file (a quote that never
+closes would otherwise swallow every following row into one cell). JSON may be JSON Lines, an array,
+pretty-printed, or ``{"modifications": [...]}`` (``timpush.sendjson``). Either may start with a UTF-8
+BOM. Whatever is wrong with the input as a whole (empty, not UTF-8, damaged, a missing or unknown
+column) is an ``InputError``; a row that is wrong becomes a ``Row`` with its ``problem``, so every bad
+row can be named at once.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +25,7 @@ from typing import Any
 from handler.compat import UTC
 from handler.im.codes import INVALID_PARAMETERS
 from handler.model import LocalRefusal, validate
+from timpush.sendjson import Damaged, json_rows, looks_like_json
 
 COLUMNS = ("TaskID", "Type", "SchedAt", "Sdkappid", "Title", "Desc", "Content", "IssuedAt")
 REQUIRED = ("TaskID", "Type", "SchedAt")  # DESIGN's header; an empty SchedAt cell leaves the time alone
@@ -30,6 +35,10 @@ ISSUED_AT = "IssuedAt"  # orders the modification (DESIGN "Order"); the handler'
 
 class InputError(Exception):
     """The input cannot be used at all; the message names the file and what is wrong."""
+
+
+class Refused(ValueError):
+    """The CSV as a whole cannot be used (damaged, or a bad header); the message names the line."""
 
 
 @dataclass(frozen=True)
@@ -48,24 +57,57 @@ class Row:
         return self.problem is None
 
 
-def read(spec: str, *, sdkappid: int | None, now: datetime) -> list[Row]:
-    """Every row of ``spec`` (a path, or ``-`` for stdin), checked; InputError when there is none."""
+def read(spec: str, *, apps: Set[int] | None, now: datetime) -> list[Row]:
+    """Every row of ``spec`` (a path, or ``-`` for stdin), checked against ``apps`` (None: the app is not
+    known here); InputError when the input cannot be used at all."""
     text = _decode(_load(spec), spec)
-    parsed = _json_lines(text) if _looks_like_json_lines(text) else _csv_rows(text, spec)
-    rows = [check(line, obj, sdkappid=sdkappid, now=now) if obj is not None else _bad(line, problem)
+    try:
+        parsed = list(json_rows(text) if looks_like_json(text) else csv_rows(text))
+    except (Damaged, Refused) as exc:
+        raise InputError(f"{display_name(spec)}: {exc}") from None
+    rows = [check(line, obj, apps=apps, now=now) if obj is not None else _bad(line, problem)
             for line, obj, problem in parsed]
     if not rows:
         raise InputError(f"{display_name(spec)}: no modifications in it")
     return rows
 
 
-def check(line: int, obj: dict[str, Any], *, sdkappid: int | None, now: datetime) -> Row:
-    """The row of ``obj`` as the handler will judge it: its own model, with the same app and clock."""
+def check(line: int, obj: dict[str, Any], *, apps: Set[int] | None, now: datetime) -> Row:
+    """The row of ``obj`` as the handler will judge it: its own model, with the same apps and clock."""
+    obj = _with_seconds(obj)
+    only = next(iter(apps)) if apps is not None and len(apps) == 1 else None
     try:
-        valid = validate(obj, sdkappid=sdkappid, now=now)
+        valid = validate(obj, sdkappid=only, now=now)
     except LocalRefusal as refusal:
         return Row(line, obj, problem=refusal.reason, code=refusal.code)
+    problem = _app_problem(valid.Sdkappid, apps)
+    if problem:
+        return Row(line, obj, problem=problem, code=INVALID_PARAMETERS)
     return Row(line, obj, valid.TaskID, valid.IssuedAt)
+
+
+def _app_problem(sdkappid: int | None, apps: Set[int] | None) -> str | None:
+    """With several apps a row must name one of them (the handler would dead-letter it with 90104)."""
+    if apps is None or len(apps) < 2:
+        return None
+    served = ", ".join(str(app) for app in sorted(apps))
+    if sdkappid is None:
+        return f"Sdkappid: required: this deployment serves several apps ({served})"
+    if sdkappid not in apps:
+        return f"Sdkappid: {sdkappid} is not an app this deployment serves ({served})"
+    return None
+
+
+_MINUTES = re.compile(r"(\d{4}-\d{2}-\d{2}) (\d{1,2}):(\d{2})")  # a spreadsheet's usual time, no seconds
+
+
+def _with_seconds(obj: dict[str, Any]) -> dict[str, Any]:
+    """``2031-06-16 9:00`` (Excel leaves the seconds out) is ``2031-06-16 09:00:00``."""
+    match = _MINUTES.fullmatch(obj["SchedAt"].strip()) if isinstance(obj.get("SchedAt"), str) else None
+    if match is None:
+        return obj
+    day, hour, minute = match.groups()
+    return {**obj, "SchedAt": f"{day} {int(hour):02d}:{minute}:00"}
 
 
 def stamp(when: datetime) -> str:
@@ -91,77 +133,113 @@ def _load(spec: str) -> bytes:
         raise InputError(f"{spec}: {exc.strerror or exc}") from exc
 
 
+RESAVE = "re-save it as UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)')"
+
+
 def _decode(data: bytes, spec: str) -> str:
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(data) > 1 and b"\x00" in data[:2]):
+        raise InputError(f"{display_name(spec)}: UTF-16 (Excel's 'Unicode Text'), not UTF-8: {RESAVE}")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise InputError(f"{display_name(spec)}: not UTF-8 (line {line}, byte {exc.start})") from None
+        where = f"line {line}, byte {exc.start}"
+        guess = "looks like GBK/GB18030 (a Chinese Windows default); " if _is_gb18030(data) else ""
+        raise InputError(f"{display_name(spec)}: not UTF-8 ({where}); {guess}{RESAVE}") from None
+
+
+def _is_gb18030(data: bytes) -> bool:
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        return False
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)  # it decodes to Chinese text
 
 
 def display_name(spec: str) -> str:
     return "stdin" if spec == "-" else spec
 
 
-def _looks_like_json_lines(text: str) -> bool:
-    first = next((line for line in text.split("\n") if line.strip()), "")
-    return first.lstrip().startswith("{")
-
-
 _Parsed = tuple[int, dict[str, Any] | None, str | None]  # line, object, problem
+SEPARATORS = (",", ";", "\t")  # a comma, or what a European Excel or a tab-separated export uses
+_SEPARATOR_NAMES = {";": "semicolons", "\t": "tabs"}
 
 
-def _json_lines(text: str) -> Iterator[_Parsed]:
-    # JSON Lines end at "\n" only: str.splitlines() would also split at U+2028 inside a value
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
+def csv_rows(text: str) -> Iterator[_Parsed]:
+    """Each non-blank row as a modification (or its problem); ``Refused`` when the file is damaged."""
+    for line, cells in parse_csv(text):
+        yield _from_cells(line, cells)
+
+
+def parse_csv(text: str) -> list[tuple[int, dict[str, str]]]:
+    """Every non-blank row's cells by column, with the line it starts on, read strictly (``Refused``)."""
+    reader = _reader(text, ",")
+    header, start = _header(reader)
+    separator = next((s for s in SEPARATORS[1:] if s in header[0]), None) if len(header) == 1 else None
+    if separator is not None and header[0].strip() not in COLUMNS:
+        reader = _reader(text, separator)
+        header, start = _header(reader)
+    columns = _columns(header, separator)
+    rows: list[tuple[int, dict[str, str]]] = []
+    while True:
         try:
-            obj = json.loads(line)
-        except ValueError as exc:
-            yield number, None, f"not JSON: {exc}"
-            continue
-        if not isinstance(obj, dict):
-            yield number, None, "expected one modification (a JSON object) per line"
-        else:
-            yield number, obj, None
-
-
-def _csv_rows(text: str, spec: str) -> Iterator[_Parsed]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    while header is not None and not any(cell.strip() for cell in header):
-        header = next(reader, None)  # blank lines before the header
-    if header is None:
-        raise InputError(f"{display_name(spec)}: no modifications in it (empty)")
-    columns = _columns(header, spec)
-    start = reader.line_num + 1
-    for cells in reader:
+            cells = next(reader, None)
+        except csv.Error as exc:
+            raise Refused(f"line {start}: the row starting here does not parse ({exc}): an unclosed or stray "
+                          "quote; nothing was sent (quote a whole cell, and double a quote inside it)") from None
+        if cells is None:
+            return rows
         line, start = start, reader.line_num + 1  # a quoted cell may span lines: the row starts here
         if any(cell.strip() for cell in cells):
-            yield _from_cells(line, columns, cells)
+            rows.append((line, _cells(line, columns, len(header), cells)))
 
 
-def _columns(header: list[str], spec: str) -> list[str]:
+def _reader(text: str, separator: str) -> Any:
+    return csv.reader(io.StringIO(text, newline=""), delimiter=separator, strict=True)
+
+
+def _header(reader: Any) -> tuple[list[str], int]:
+    try:
+        header = next(reader, None)
+        while header is not None and not any(cell.strip() for cell in header):
+            header = next(reader, None)  # blank lines before the header
+    except csv.Error as exc:
+        raise Refused(f"line {reader.line_num}: the header does not parse ({exc})") from None
+    if header is None:
+        raise Refused("no modifications in it (empty)")
+    return header, reader.line_num + 1
+
+
+def _columns(header: list[str], separator: str | None) -> list[str]:
     columns = [name.strip() for name in header]
+    while len(columns) > 1 and not columns[-1]:
+        columns.pop()  # a trailing separator in the header: an empty last cell, not a column
     unknown = [name for name in columns if name not in COLUMNS]
     if unknown:
-        raise InputError(f"{display_name(spec)}: unknown column {', '.join(repr(n) for n in unknown)} "
-                         f"(the columns are {', '.join(COLUMNS)})")
+        hint = f" (read as separated by {_SEPARATOR_NAMES[separator]})" if separator else ""
+        raise Refused(f"unknown column {', '.join(repr(n) for n in unknown)} (the columns are "
+                      f"{', '.join(COLUMNS)}){hint}")
     missing = [name for name in REQUIRED if name not in columns]
     if missing:
-        raise InputError(f"{display_name(spec)}: missing column {', '.join(missing)} (the header needs "
-                         f"{', '.join(REQUIRED)}; optional: {', '.join(c for c in COLUMNS if c not in REQUIRED)})")
+        raise Refused(f"missing column {', '.join(missing)} (the header needs {', '.join(REQUIRED)}; "
+                      f"optional: {', '.join(c for c in COLUMNS if c not in REQUIRED)})")
     repeated = sorted({name for name in columns if columns.count(name) > 1})
     if repeated:
-        raise InputError(f"{display_name(spec)}: column {', '.join(repeated)} appears more than once")
+        raise Refused(f"column {', '.join(repeated)} appears more than once")
     return columns
 
 
-def _from_cells(line: int, columns: list[str], cells: list[str]) -> _Parsed:
-    if len(cells) > len(columns):
-        return line, None, f"{len(cells)} cells but the header has {len(columns)} columns"
-    values = {name: cell for name, cell in zip(columns, cells, strict=False) if cell.strip()}
+def _cells(line: int, columns: list[str], width: int, cells: list[str]) -> dict[str, str]:
+    """The cells by column; a row may end at the last named column when the header ends in empty cells."""
+    named, extra = cells[: len(columns)], cells[len(columns):]
+    if len(cells) not in (len(columns), width) or any(cell.strip() for cell in extra):
+        raise Refused(f"line {line}: {len(cells)} cells but the header has {len(columns)} columns (a separator "
+                      "in an unquoted cell, or one missing?); nothing was sent")
+    return dict(zip(columns, named, strict=True))
+
+
+def _from_cells(line: int, cells: dict[str, str]) -> _Parsed:
+    values = {name: cell for name, cell in cells.items() if cell.strip()}
     try:
         return line, _modification(values), None
     except ValueError as exc:

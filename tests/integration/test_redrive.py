@@ -150,9 +150,9 @@ def test_dry_run_changes_nothing_and_lists_what_would_move(
     out = capsys.readouterr().out
     assert "would move: TaskID=2 code=90104" in out and "would move: TaskID=7 code=90104" in out
     assert "TaskID=1 " not in out
-    assert "2 would move, 6 kept; nothing changed (dry run)" in out
+    assert f"2 would move, 6 skipped; nothing changed (dry run) in file:{path}" in out
     assert main(["redrive", "--from", f"sqs:{dlq}", "--to", "direct", "--class", "invalid", "--dry-run"]) == 0
-    assert "2 would move, 5 kept" in capsys.readouterr().out
+    assert "2 would move, 5 skipped" in capsys.readouterr().out
     assert path.read_bytes() == before
     assert aws.count(work) == 0
     assert len(aws.drain(dlq)) == len(MIXED)  # all still there, all visible
@@ -163,12 +163,15 @@ def test_summary_table_counts_by_code(aws: MotoSqs, tmp_path: Path, capsys: pyte
     path = tmp_path / "dl.jsonl"
     _write(path, [_doc(n, code) for n, code in MIXED])
     assert main(["redrive", "--from", f"file:{path}", "--to", f"sqs:{work}", "--code", "90106"]) == 0
+    out = capsys.readouterr().out
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
-            for line in capsys.readouterr().out.splitlines() if line.count("│") == 5}
-    assert rows["90106"] == ["too_late", "2", "0"]
-    assert rows["90104"] == ["invalid", "0", "2"]
-    assert rows["unreadable"] == ["", "0", "1"]
-    assert rows["total"] == ["", "2", "6"]
+            for line in out.splitlines() if line.count("│") == 8}
+    # succeeded, superseded, failed, skipped, not sent
+    assert rows["90106"] == ["too_late", "2", "0", "0", "0", "0"]
+    assert rows["90104"] == ["invalid", "0", "0", "0", "2", "0"]
+    assert rows["unreadable"] == ["", "0", "0", "0", "1", "0"]
+    assert rows["total"] == ["", "2", "0", "0", "6", "0"]
+    assert "2 succeeded, 0 superseded, 0 failed, 6 skipped, 0 not sent; from file:" in out  # the table's totals
 
 
 # --- interrupt safety ---------------------------------------------------------------------------------------
@@ -253,7 +256,7 @@ def test_direct_applies_and_dead_letters_new_failures_after_the_rewrite(
     _write(path, [_doc(1, -1), _doc(2, -1, redrives=1), _doc(3, -1, sched_at="2001-01-01 00:00:00"),
                   _doc(4, 90104)], garbage=False)
     # When the retryable ones are applied now
-    assert main(["redrive", "--from", f"file:{path}", "--to", "direct", "--class", "retryable"]) == 0
+    assert main(["redrive", "--from", f"file:{path}", "--to", "direct", "--class", "retryable"]) == 1
     # Then the API saw 1 and 2 (3 was refused locally); the file keeps 4 and gains the new failures, once
     assert sorted(im.seen) == [1, 2]
     docs = [json.loads(line) for line in path.read_text().splitlines()]
@@ -270,7 +273,7 @@ def test_direct_from_a_queue_does_not_reapply_what_it_dead_letters_there(
     runtime.reset()
     im.answers[2] = 70500  # still failing
     _fill_queue(aws, dlq, [_doc(1, -1), _doc(2, -1)])
-    assert main(["redrive", "--from", f"sqs:{dlq}", "--to", "direct"]) == 0
+    assert main(["redrive", "--from", f"sqs:{dlq}", "--to", "direct"]) == 1  # 2 failed again
     assert sorted(im.seen) == [1, 2]  # each applied once, though 2 came back into the queue being read
     [left] = [json.loads(m["Body"]) for m in aws.drain(dlq)]
     assert (left["error"]["code"], left["redrives"], json.loads(left["raw"])["TaskID"]) == (70500, 1, 2)

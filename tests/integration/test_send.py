@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import sys
@@ -77,7 +76,7 @@ def test_skip_invalid_sends_the_rest_and_lists_what_it_skipped(
     assert main(["send", "--from", str(path), "--to", f"sqs:{work}", "--skip-invalid"]) == 0
     out, err = capsys.readouterr()
     assert f"{path}:3: skipped: SchedAt" in err and f"{path}:5: skipped: Type" in err
-    assert "3 sent, 0 not sent, 2 skipped as invalid" in out
+    assert f"3 succeeded, 0 superseded, 0 failed, 2 skipped, 0 not sent; to sqs:{work}" in out
     sent = _bodies(aws, work)
     assert sorted(sent) == [101, 103, 105]
     # Title/Desc columns fill Content.OfflinePushInfo; Content is JSON; IssuedAt goes as given
@@ -144,13 +143,11 @@ def test_json_lines_from_stdin_to_a_fifo_queue(
     data = ("\ufeff" + "\n".join(lines) + "\n").encode()
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
     assert main(["send", "--from", "-", "--to", f"sqs:{work}"]) == 0
-    assert "3 sent" in capsys.readouterr().out
+    assert "3 succeeded" in capsys.readouterr().out
     messages = aws.drain(work)
     assert [(json.loads(m["Body"])["TaskID"], m["Attributes"]["MessageGroupId"]) for m in messages] == [
         (7, "7"), ("8", "8"), (7, "7")]
-    for message in messages:  # the deduplication id is derived from the body
-        body = json.dumps([message["Body"]], ensure_ascii=False)
-        assert message["Attributes"]["MessageDeduplicationId"] == hashlib.sha256(body.encode()).hexdigest()
+    assert len({m["Attributes"]["MessageDeduplicationId"] for m in messages}) == 3
     assert messages[1]["MessageAttributes"]["IssuedAt"]["StringValue"] == "2025-06-01T08:00:00.250Z"
 
 
@@ -195,7 +192,7 @@ def test_batches_of_ten_and_a_refused_entry_is_retried(
     flaky: tuple[MotoSqs, RefusingSqs], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sqs, server = flaky
-    monkeypatch.setattr("timpush.send.RETRY_PAUSE", 0.01)
+    monkeypatch.setattr("timpush.runctl.RETRY_PAUSE", 0.01)
     work = sqs.create_queue("work")
     assert main(["send", "--from", str(_numbered(tmp_path, 25)), "--to", f"sqs:{work}"]) == 0
     assert server.refused == 1
@@ -209,14 +206,15 @@ def test_an_entry_refused_every_time_is_reported_not_sent(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     sqs, server = flaky
-    monkeypatch.setattr("timpush.send.RETRY_PAUSE", 0.01)
+    monkeypatch.setattr("timpush.runctl.RETRY_PAUSE", 0.01)
     work = sqs.create_queue("work")
     path = _numbered(tmp_path, 12)
     assert main(["send", "--from", str(path), "--to", f"sqs:{work}"]) == 1
     out, err = capsys.readouterr()
     assert server.refused == 3  # tried three times
     assert f"{path}:5: TaskID 2003: refused by SQS (3 attempts)" in err
-    assert "11 sent, 1 not sent" in out
+    assert "11 succeeded, 0 superseded, 0 failed, 0 skipped, 1 not sent" in out
+    assert "to resume from line 5" in err
     assert sorted(json.loads(m["Body"])["TaskID"] for m in sqs.drain(work)) == [
         n for n in range(2000, 2012) if n != 2003]
 
@@ -235,11 +233,11 @@ def test_direct_applies_in_file_order_and_dead_letters_failures(
                             f"{dispatched},All,2041-06-15 14:00:00,,\n"
                             f"{first},All,2041-07-01 09:00:00,,\n"
                             f"{first},All,2041-08-01 09:00:00,,2025-01-01T00:00:00Z\n")  # older than line 4
-    assert main(["send", "--from", str(path), "--to", "direct"]) == 0
+    assert main(["send", "--from", str(path), "--to", "direct"]) == 1  # one row failed: a cron job must see it
     out, err = capsys.readouterr()
-    assert "4 done, 0 not sent" in out
-    assert f"{path}:3: TaskID {dispatched}: 90106 modify failed: task dispatched (dead lettered)" in err
-    assert f"{path}:5: TaskID {first}: -7" in err and "(superseded)" in err
+    assert "2 succeeded, 1 superseded, 1 failed, 0 skipped, 0 not sent; to direct" in out
+    assert f"{path}:3: TaskID {dispatched}: 90106 modify failed: task dispatched (failed)" in err
+    assert f"{path}:5:" not in err  # superseded is not a failure: its line only with --verbose
     assert [r["body"]["SchedAt"] for r in modify_requests(handler_env)] == [  # type: ignore[index]
         "2041-06-15 14:00:00", "2041-06-15 14:00:00", "2041-07-01 09:00:00"]
     assert get_task(handler_env, first)["SchedAt"] == "2041-07-01 09:00:00"
