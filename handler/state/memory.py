@@ -43,7 +43,7 @@ class MemoryStore:
         with self._lock:
             entry = self._entry(task.pk)
             for name, stamp in applied.items():
-                if name not in entry.applied or entry.applied[name].issued_ms < stamp.issued_ms:
+                if name not in entry.applied or entry.applied[name].key < stamp.key:
                     entry.applied[name] = stamp
             if entry.owner == owner:
                 entry.owner = None
@@ -72,3 +72,26 @@ class MemoryStore:
             if entry.owner is None:
                 del self._tasks[pk]
                 return
+
+
+class MemorySlots:
+    """An app's send slots in this process's memory, with DynamoSlots' conditions (tests, the behaviour suite)."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, pk: str, slot_ms: int, next_ms: int, expected_ms: int | None) -> int | None:
+        with self._lock:
+            held = self._next.get(pk)
+            free = held is None or held <= slot_ms if expected_ms is None else held == expected_ms
+            if not free:
+                return held or 0
+            self._next[pk] = next_ms
+            return None
+
+    def hold(self, pk: str, until_ms: int) -> None:
+        with self._lock:
+            self._next[pk] = max(self._next.get(pk, until_ms), until_ms)

@@ -89,6 +89,6 @@ class TaskOrder:
 
 def _decide(task: TaskKey, owner: str, fields: Sequence[str], stamp: Stamp, state: TaskState) -> Claim:
     won = {name: state.applied[name] for name in fields
-           if name in state.applied and state.applied[name].issued_ms >= stamp.issued_ms}
+           if name in state.applied and state.applied[name].key >= stamp.key}
     kept = tuple(name for name in fields if name not in won)
     return Claim(task, owner, stamp, kept, won)

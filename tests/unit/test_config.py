@@ -85,3 +85,25 @@ def test_messages_name_the_variable_and_say_why(env: dict[str, str], message: st
     with pytest.raises(ConfigError) as caught:
         load({**BASE, **env})
     assert str(caught.value).startswith(message)
+
+
+PASSWORD = "s3cret-Redis-pw/with:odd@chars"
+
+
+@pytest.mark.parametrize("value", [f"redis://:{PASSWORD}@127.0.0.1/0", f"redis://:{PASSWORD}@:6379",
+                                   f"rediss://:{PASSWORD}@host:6379/x", f"redis://:{PASSWORD}@host:6379/0?db=1"])
+def test_a_bad_redis_url_is_refused_without_its_password(value: str) -> None:
+    with pytest.raises(ConfigError, match="IM_STATE_STORE") as bad:
+        load({"IM_SECRET_KEY": "k", "IM_STATE_STORE": value})
+    assert PASSWORD not in str(bad.value) and "***" in str(bad.value)
+
+
+def test_the_redis_password_is_given_once() -> None:
+    base = {"IM_SECRET_KEY": "k", "IM_STATE_STORE_PASSWORD": PASSWORD}
+    with pytest.raises(ConfigError, match="give it once") as twice:
+        load({**base, "IM_STATE_STORE": "redis://:other@h:6379"})
+    with pytest.raises(ConfigError, match="only a redis") as dynamo:
+        load({**base, "IM_STATE_STORE": "dynamodb:timpush-state"})
+    assert PASSWORD not in str(twice.value) + str(dynamo.value)
+    assert load({**base, "IM_STATE_STORE": "rediss://h:6380/2"}).state_store == \
+        "rediss://:s3cret-Redis-pw%2Fwith%3Aodd%40chars@h:6380/2"

@@ -1,4 +1,4 @@
-"""The fleet's rate budget with a virtual clock and an in-memory item that keeps DynamoDB's conditions."""
+"""The fleet's rate budget with a virtual clock and the in-memory slots, which keep DynamoDB's conditions."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from handler.im.ratelimit import NoSlot
 from handler.state import CALLER_AHEAD, WORKER_AHEAD, StoreUnavailable
+from handler.state.memory import MemorySlots
 from handler.state.rate import COOL_DOWN, FleetLimiter
 
 
@@ -25,30 +26,34 @@ class Time:
         self.now += max(0.0, seconds)
 
 
-class Item:
-    """One slot item, with the same conditions as handler/state/dynamodb.DynamoSlots."""
+class Item(MemorySlots):
+    """One app's slot (handler/state/memory.MemorySlots, DynamoDB's conditions) that can fail and counts writes."""
 
     name = "memory-item"
+    PK = "rate#1#modify"
 
     def __init__(self) -> None:
-        self.next_free: int | None = None
+        super().__init__()
         self.down = False
         self.writes = 0
         self.clock: Time | None = None
         self.write_times: list[float] = []
 
+    @property
+    def next_free(self) -> int | None:
+        return self._next.get(self.PK)
+
+    @next_free.setter
+    def next_free(self, value: int) -> None:
+        self._next[self.PK] = value
+
     def take(self, pk: str, slot_ms: int, next_ms: int, expected_ms: int | None) -> int | None:
         self._call()
-        ok = (self.next_free is None or self.next_free <= slot_ms) if expected_ms is None \
-            else self.next_free == expected_ms
-        if not ok:
-            return self.next_free or 0
-        self.next_free = next_ms
-        return None
+        return super().take(pk, slot_ms, next_ms, expected_ms)
 
     def hold(self, pk: str, until_ms: int) -> None:
         self._call()
-        self.next_free = max(self.next_free or 0, until_ms)
+        super().hold(pk, until_ms)
 
     def _call(self) -> None:
         if self.down:
