@@ -75,7 +75,7 @@ class MemoryStore:
 
 
 class MemorySlots:
-    """An app's send slots in this process's memory, with DynamoSlots' conditions (tests, the behaviour suite)."""
+    """An app's send slots in this process's memory, as the shared homes keep them (tests, the behaviour suite)."""
 
     name = "memory"
 
@@ -83,14 +83,13 @@ class MemorySlots:
         self._next: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def take(self, pk: str, slot_ms: int, next_ms: int, expected_ms: int | None) -> int | None:
+    def reserve(self, pk: str, now_ms: int, step_ms: int, reach_ms: int, known_ms: int | None) -> tuple[int, bool]:
         with self._lock:
-            held = self._next.get(pk)
-            free = held is None or held <= slot_ms if expected_ms is None else held == expected_ms
-            if not free:
-                return held or 0
-            self._next[pk] = next_ms
-            return None
+            slot = max(now_ms, self._next.get(pk, now_ms))
+            if slot - now_ms > reach_ms:
+                return slot, False
+            self._next[pk] = slot + step_ms
+            return slot, True
 
     def hold(self, pk: str, until_ms: int) -> None:
         with self._lock:

@@ -80,16 +80,14 @@ if redis.call('HGET', KEYS[1], 'lease_owner') == ARGV[1] then
   redis.call('HDEL', KEYS[1], 'lease_owner', 'lease_until')
 end
 """
-# ARGV: slot_ms, next_ms, expected_ms ('' for any slot up to slot_ms), expires_at -> nil (taken) or the next free
-_TAKE = """
-local now = redis.call('GET', KEYS[1])
-local ok
-if ARGV[3] == '' then ok = (not now) or tonumber(now) <= tonumber(ARGV[1])
-else ok = now and tonumber(now) == tonumber(ARGV[3]) end
-if not ok then return now or '0' end
-redis.call('SET', KEYS[1], ARGV[2])
-redis.call('EXPIREAT', KEYS[1], ARGV[4])
-return false
+# ARGV: now_ms, step_ms, reach_ms, keep_s -> {slot, 1} taken (the next free one, or now when idle), or {next free, 0}
+_RESERVE = """
+local now = tonumber(ARGV[1])
+local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or ARGV[1]))
+if slot - now > tonumber(ARGV[3]) then return {string.format('%d', slot), 0} end
+redis.call('SET', KEYS[1], string.format('%d', slot + tonumber(ARGV[2])))
+redis.call('EXPIREAT', KEYS[1], math.floor((slot + tonumber(ARGV[2])) / 1000) + tonumber(ARGV[4]))
+return {string.format('%d', slot), 1}
 """
 # ARGV: until_ms, expires_at: move the next free slot there, never back
 _HOLD = """
@@ -111,7 +109,7 @@ class _Redis:
             driver_info=None)  # no CLIENT SETINFO: two round trips fewer on a cold connection
         self.scripts: dict[str, Script] = {
             name: self.client.register_script(text) for name, text in
-            (("lease", _LEASE), ("record", _RECORD), ("release", _RELEASE), ("take", _TAKE), ("hold", _HOLD))}
+            (("lease", _LEASE), ("record", _RECORD), ("release", _RELEASE), ("reserve", _RESERVE), ("hold", _HOLD))}
 
 
 _CLIENTS: dict[str, _Redis] = {}
@@ -185,11 +183,10 @@ def _state(values: Sequence[str]) -> TaskState:
 class RedisSlots(_Home):
     """An app's send slots (``Slots``): one key per app and API holding the next free slot (ms)."""
 
-    def take(self, pk: str, slot_ms: int, next_ms: int, expected_ms: int | None) -> int | None:
-        """As DynamoSlots.take: None when this caller got ``slot_ms``, else the next free slot the key holds."""
-        expected = "" if expected_ms is None else expected_ms
-        held = self._run("take", pk, slot_ms, next_ms, expected, next_ms // 1000 + LEASE_KEEP)
-        return None if held is None else int(held)
+    def reserve(self, pk: str, now_ms: int, step_ms: int, reach_ms: int, known_ms: int | None) -> tuple[int, bool]:
+        """As Slots.reserve: one script that takes the next free slot (no race to lose); the hint is not needed."""
+        slot, taken = self._run("reserve", pk, now_ms, step_ms, reach_ms, LEASE_KEEP)
+        return int(slot), bool(int(taken))
 
     def hold(self, pk: str, until_ms: int) -> None:
         self._run("hold", pk, until_ms, until_ms // 1000 + LEASE_KEEP)

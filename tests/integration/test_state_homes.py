@@ -121,16 +121,25 @@ def test_a_tie_is_broken_the_same_way_in_either_order(home: Home) -> None:
     assert store.lease(TASK, "c", FAR, NOW).applied == {"Content": second}
 
 
-def test_the_send_slots_move_only_as_the_conditions_allow(home: Home) -> None:
+def test_the_send_slots_hand_out_the_next_free_one(home: Home) -> None:
     slots = home.slots()
-    assert slots.take(PK, NOW, NOW + 210, None) is None  # free: taken
-    assert slots.take(PK, NOW, NOW + 210, None) == NOW + 210  # the same slot again: lost, with the next free
-    assert slots.take(PK, NOW + 210, NOW + 420, NOW + 100) == NOW + 210  # a stale view: lost
-    assert slots.take(PK, NOW + 210, NOW + 420, NOW + 210) is None
+    assert slots.reserve(PK, NOW, 210, 1_000, None) == (NOW, True)  # an idle budget starts now
+    assert slots.reserve(PK, NOW, 210, 1_000, NOW + 210) == (NOW + 210, True)  # a busy one: the next, moved on
+    assert slots.reserve(PK, NOW + 10, 420, 1_000, NOW + 420) == (NOW + 420, True)  # a first (double) slot
+    assert slots.reserve(PK, NOW, 210, 500, NOW + 840) == (NOW + 840, False)  # out of reach: nothing taken
     slots.hold(PK, NOW + 5_000)
     slots.hold(PK, NOW + 1_000)  # never back
-    assert slots.take(PK, NOW + 4_000, NOW + 4_210, None) == NOW + 5_000
-    assert slots.take("rate#other#api", NOW, NOW + 210, 123) == 0  # nothing there: any expectation loses
+    assert slots.reserve(PK, NOW + 4_500, 210, 1_000, NOW + 5_000) == (NOW + 5_000, True)
+    assert slots.reserve(PK, NOW + 9_000, 210, 1_000, None) == (NOW + 9_000, True)  # idle again
+
+
+def test_a_stale_view_never_gets_a_slot_twice(home: Home) -> None:
+    slots = home.slots()
+    slots.reserve(PK, NOW, 210, 1_000, None)
+    # two senders that saw the budget wrongly (idle; an old slot): each gets a later slot or is told the next
+    got = [slots.reserve(PK, NOW, 210, 1_000, None), slots.reserve(PK, NOW, 210, 1_000, NOW + 100)]
+    taken = [slot for slot, ok in got if ok]
+    assert all(slot >= NOW + 210 for slot, _ in got) and len(set(taken)) == len(taken) >= 1
 
 
 def test_keys_expire_like_dynamodbs_ttl(shared: Home) -> None:
@@ -140,8 +149,8 @@ def test_keys_expire_like_dynamodbs_ttl(shared: Home) -> None:
     assert expiry(shared, TASK.pk) == now_s + 60 + 86_400  # a lease that records nothing: a day after it
     store.record(TASK, "a", {"SchedAt": Stamp(5_000, "sqs:m1")}, now_s + 28 * 86_400)
     assert expiry(shared, TASK.pk) == now_s + 28 * 86_400
-    shared.slots().take(PK, now_s * 1000, now_s * 1000 + 210, None)
-    assert expiry(shared, PK) == now_s + 86_400
+    shared.slots().reserve(PK, now_s * 1000, 210, 1_000, None)
+    assert abs(expiry(shared, PK) - (now_s + 86_400)) <= 2  # a day after the slots it handed out
 
 
 def expiry(home: Home, key: str) -> int:
@@ -202,10 +211,10 @@ def test_a_redis_server_that_goes_away_and_comes_back(redis_home: Home) -> None:
     with pytest.raises(StoreUnavailable, match=r"redis://127\.0\.0\.1:\d+/0: "):
         store.lease(TASK, "b", FAR, NOW)
     with pytest.raises(StoreUnavailable):
-        slots.take(PK, NOW, NOW + 210, None)
+        slots.reserve(PK, NOW, 210, 1_000, None)
     redis_home.server.start()  # the same port, empty (no persistence), its scripts gone
     assert store.lease(TASK, "b", FAR, NOW) == TaskState({})
-    assert slots.take(PK, NOW, NOW + 210, None) is None
+    assert slots.reserve(PK, NOW, 210, 1_000, None) == (NOW, True)
 
 
 def test_the_redis_password_works_and_shows_nowhere(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,

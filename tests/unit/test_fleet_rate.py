@@ -47,9 +47,9 @@ class Item(MemorySlots):
     def next_free(self, value: int) -> None:
         self._next[self.PK] = value
 
-    def take(self, pk: str, slot_ms: int, next_ms: int, expected_ms: int | None) -> int | None:
+    def reserve(self, pk: str, now_ms: int, step_ms: int, reach_ms: int, known_ms: int | None) -> tuple[int, bool]:
         self._call()
-        return super().take(pk, slot_ms, next_ms, expected_ms)
+        return super().reserve(pk, now_ms, step_ms, reach_ms, known_ms)
 
     def hold(self, pk: str, until_ms: int) -> None:
         self._call()
@@ -82,10 +82,10 @@ def test_every_process_together_stays_within_the_limit_and_uses_it(processes: in
     # the whole budget, less the 5 % margin and one more interval for each process's first (double) slot
     assert sent[-1] - sent[0] <= (99 + processes) * 1.05 / 5 + 1e-6
     writes_per_request = item.writes / 100
-    assert writes_per_request <= 2.0  # a stale view costs one lost race at most
+    assert writes_per_request <= 1.1  # the store hands out the next slot: no race is lost (a rare early wake-up)
 
 
-@pytest.mark.parametrize(("ahead", "writes_after"), [(WORKER_AHEAD, [0.0, 1.5]), (CALLER_AHEAD, [0.0, 0.0])])
+@pytest.mark.parametrize(("ahead", "writes_after"), [(WORKER_AHEAD, [0.0, 1.5]), (CALLER_AHEAD, [0.0])])
 def test_a_worker_reserves_at_most_a_second_ahead_a_waiting_caller_further(ahead: float,
                                                                           writes_after: list[float]) -> None:
     # Given the budget spoken for 2.5 s ahead (a burst of HTTP calls)
