@@ -13,8 +13,8 @@ A process's first request is slower to arrive than its slot says (the connection
 taken: tens of ms on loopback under load, a TLS handshake to Tencent on Lambda), which would squeeze the
 window behind it; so a process's first slot is a double one, and the next sender's slot comes an interval later.
 
-Fair share: a queue worker reserves at most WORKER_AHEAD seconds ahead, a waiting caller (HTTP) up to
-CALLER_AHEAD, so an HTTP call waits behind at most about a second of backlog however long the queue is.
+Fair share: a queue worker reserves at most WORKER_AHEAD (2) seconds ahead, a waiting caller (HTTP) up to
+CALLER_AHEAD (3), so an HTTP call waits behind at most about two seconds of backlog however long the queue is.
 A worker that finds the budget spoken for sleeps (no write) until the next slot is within its reach.
 
 When the store cannot be reached the process paces itself at ``IM_RATE_FALLBACK`` and tries the store
