@@ -107,3 +107,14 @@ def test_the_redis_password_is_given_once() -> None:
     assert PASSWORD not in str(twice.value) + str(dynamo.value)
     assert load({**base, "IM_STATE_STORE": "rediss://h:6380/2"}).state_store == \
         "rediss://:s3cret-Redis-pw%2Fwith%3Aodd%40chars@h:6380/2"
+
+
+def test_a_redis_password_stays_out_of_the_settings_repr() -> None:
+    from urllib.parse import quote
+
+    in_url = load({"IM_SECRET_KEY": "k", "IM_STATE_STORE": f"rediss://:{quote(PASSWORD, safe='')}@h:6380/0"})
+    from_env = load({"IM_SECRET_KEY": "k", "IM_STATE_STORE": "redis://h:6379", "IM_STATE_STORE_PASSWORD": PASSWORD})
+    for settings in (in_url, from_env):
+        shown = repr(settings)
+        assert "***@h:63" in shown and PASSWORD not in shown and quote(PASSWORD, safe="") not in shown
+    assert from_env.state_store is not None and quote(PASSWORD, safe="") in from_env.state_store  # redis-py reads it
