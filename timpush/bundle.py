@@ -51,6 +51,9 @@ class Platform:
     unzipped_limit: int  # bytes of unzipped code a function may have
     out: Path
     entry_files: tuple[tuple[str, str], ...] = ()  # (name, text) written at the artifact's top level
+    # What a dependency needs on this Python only: pip evaluates environment markers against the Python running
+    # it, not --python-version, so a "; python_full_version < ..." dependency must be named here.
+    extra_requirements: tuple[str, ...] = ()
 
     @property
     def version(self) -> str:
@@ -71,7 +74,7 @@ PLATFORMS = {
     # SCF names its entry "FILE.FUNCTION" (index.main_handler by default): index.py holds handler.main_handler,
     # so the entry is a file whichever way the runtime loads it.
     "scf": Platform((3, 10), ("x86_64",), "/var/user", 500 * 1024 * 1024, Path("build/timpush-modifier-scf.zip"),
-                    (("index.py", SCF_ENTRY),)),
+                    (("index.py", SCF_ENTRY),), ("async-timeout>=4.0.3",)),  # redis-py's below Python 3.11.3
 }
 DEFAULT_OUT = PLATFORMS["lambda"].out
 LAMBDA_TASK_ROOT = PLATFORMS["lambda"].code_root
@@ -98,7 +101,7 @@ def build(out: Path, arch: str | None = None, with_pyc: bool = True, *, root: Pa
     out = out if out.is_absolute() else root / out
     with tempfile.TemporaryDirectory(prefix="timpush-bundle-") as tmp:
         stage = Path(tmp) / "task"
-        install_dependencies(stage, arch, runtime_requirements(root), target.version)
+        install_dependencies(stage, arch, [*runtime_requirements(root), *target.extra_requirements], target.version)
         copy_package(root / "handler", stage / "handler")
         for name, text in target.entry_files:
             (stage / name).write_text(text, encoding="utf-8")

@@ -178,24 +178,29 @@ class DynamoSlots:
         self.table = table
         self.name = f"dynamodb:{table}"
 
-    def take(self, pk: str, slot_ms: int, next_ms: int, expected_ms: int | None) -> int | None:
-        """Move the next free slot from ``expected_ms`` (None: any time up to ``slot_ms``) to ``next_ms``.
+    def reserve(self, pk: str, now_ms: int, step_ms: int, reach_ms: int, known_ms: int | None) -> tuple[int, bool]:
+        """As Slots.reserve, in one conditional UpdateItem whose form the hint chooses.
 
-        Returns None when this caller got ``slot_ms``, else the next free slot the item holds now.
+        A budget seen idle (``known_ms`` None) is started at ``now_ms``; one seen busy is moved on by the server
+        (``next_free + step``), so racing senders each get the next slot instead of losing to one another. A
+        wrong guess loses and returns the item as it is, which the next try uses.
         """
-        if expected_ms is None:
-            condition = "attribute_not_exists(next_free) OR next_free <= :slot"
-            values = {":slot": _n(slot_ms)}
+        values = {":now": _n(now_ms), ":e": _n((now_ms + reach_ms + step_ms) // 1000 + 86_400)}
+        if known_ms is None:
+            expression, condition = "SET next_free = :start, expires_at = :e", \
+                "attribute_not_exists(next_free) OR next_free <= :now"
+            values[":start"] = _n(now_ms + step_ms)
         else:
-            condition = "next_free = :expected"
-            values = {":expected": _n(expected_ms)}
-        values.update({":next": _n(next_ms), ":e": _n(next_ms // 1000 + 86_400)})
+            expression, condition = "SET next_free = next_free + :step, expires_at = :e", \
+                "next_free > :now AND next_free <= :reach"
+            values.update({":step": _n(step_ms), ":reach": _n(now_ms + reach_ms)})
         try:
-            _update(self.name, self.table, pk, "SET next_free = :next, expires_at = :e", values, condition,
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            answer = _update(self.name, self.table, pk, expression, values, condition, ReturnValues="UPDATED_OLD",
+                             ReturnValuesOnConditionCheckFailure="ALL_OLD")
         except _Lost as lost:
-            return int(lost.item.get("next_free", {}).get("N", "0"))
-        return None
+            return int(lost.item.get("next_free", {}).get("N", "0")), False
+        old = answer.get("Attributes", {}).get("next_free", {}).get("N")
+        return (now_ms if known_ms is None or old is None else int(old)), True
 
     def hold(self, pk: str, until_ms: int) -> None:
         """Nobody sends before ``until_ms`` (the server said 60007): move the next free slot there, never back."""

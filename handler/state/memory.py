@@ -72,3 +72,25 @@ class MemoryStore:
             if entry.owner is None:
                 del self._tasks[pk]
                 return
+
+
+class MemorySlots:
+    """An app's send slots in this process's memory, as the shared homes keep them (tests, the behaviour suite)."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, pk: str, now_ms: int, step_ms: int, reach_ms: int, known_ms: int | None) -> tuple[int, bool]:
+        with self._lock:
+            slot = max(now_ms, self._next.get(pk, now_ms))
+            if slot - now_ms > reach_ms:
+                return slot, False
+            self._next[pk] = slot + step_ms
+            return slot, True
+
+    def hold(self, pk: str, until_ms: int) -> None:
+        with self._lock:
+            self._next[pk] = max(self._next.get(pk, until_ms), until_ms)

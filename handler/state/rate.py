@@ -1,18 +1,20 @@
 """One rate budget for the whole fleet: an app's send slots in the state store (``IM_STATE_STORE``).
 
-The item holds the next free slot (ms since the epoch). A sender takes it with one conditional write that
-moves it one interval on (``1.05 / IM_RATE_LIMIT`` s: the 5 % absorbs send-to-arrival jitter, larger between
-processes than within one, since each wakes for its slot on its own), then sleeps
-until its slot, so however many processes send, no one-second window holds more than the limit. A lost
-race returns the item as it is, so the next try needs no read; the last seen slot is kept, so a busy
-process usually wins at its first write.
+The store holds the app's next free slot (ms since the epoch). A sender reserves it with one atomic write that
+hands out the next free slot (now, when the budget is idle) and moves it one interval on (``1.05 / IM_RATE_LIMIT``
+s: the 5 % absorbs send-to-arrival jitter, larger between processes than within one, since each wakes for its
+slot on its own), then sleeps until its slot, so however many processes send, no one-second window holds more
+than the limit. The move is the server's own (a Redis script; in DynamoDB an ``ADD``-style update conditioned on
+the slot being within reach), so senders racing for the budget each get the next slot at the first write instead
+of losing races; a write that does lose (the budget went idle, or out of reach) returns the slot as it is, so the
+next try needs no read.
 
 A process's first request is slower to arrive than its slot says (the connection is opened after the slot is
 taken: tens of ms on loopback under load, a TLS handshake to Tencent on Lambda), which would squeeze the
 window behind it; so a process's first slot is a double one, and the next sender's slot comes an interval later.
 
-Fair share: a queue worker reserves at most WORKER_AHEAD seconds ahead, a waiting caller (HTTP) up to
-CALLER_AHEAD, so an HTTP call waits behind at most about a second of backlog however long the queue is.
+Fair share: a queue worker reserves at most WORKER_AHEAD (2) seconds ahead, a waiting caller (HTTP) up to
+CALLER_AHEAD (3), so an HTTP call waits behind at most about two seconds of backlog however long the queue is.
 A worker that finds the budget spoken for sleeps (no write) until the next slot is within its reach.
 
 When the store cannot be reached the process paces itself at ``IM_RATE_FALLBACK`` and tries the store
@@ -34,15 +36,19 @@ from handler.state import WORKER_AHEAD, StoreUnavailable
 
 FLEET_MARGIN = 0.05  # of the interval between slots; 4.76 requests/s of 5
 COOL_DOWN = 30.0  # seconds on the fallback before the store is tried again
-MAX_WRITES = 8  # conditional writes per slot before giving up for this attempt (a rare pile-up)
+MAX_WRITES = 8  # writes per slot before giving up for this attempt (a rare pile-up)
 
 
 class Slots(Protocol):
     name: str
 
-    def take(self, pk: str, slot_ms: int, next_ms: int, expected_ms: int | None) -> int | None: ...
+    def reserve(self, pk: str, now_ms: int, step_ms: int, reach_ms: int, known_ms: int | None) -> tuple[int, bool]:
+        """Take the next free slot if it is at most ``reach_ms`` after ``now_ms`` (``now_ms`` itself when the
+        budget is idle) and move it ``step_ms`` on, in one atomic write: ``(slot, True)``. Else ``(next free,
+        False)``, nothing taken. ``known_ms`` is the next free slot as this caller last saw it (a hint)."""
 
-    def hold(self, pk: str, until_ms: int) -> None: ...
+    def hold(self, pk: str, until_ms: int) -> None:
+        """Nobody sends before ``until_ms`` (the server said 60007): move the next free slot there, never back."""
 
 
 class FleetLimiter:
@@ -85,22 +91,26 @@ class FleetLimiter:
     def _reserve(self, deadline: float, ahead: float) -> float:
         for _ in range(MAX_WRITES):
             now = self._now_ms()
-            slot = max(now, self._known or 0)
-            if self._monotonic() + (slot - now) / 1000 > deadline:
-                raise NoSlot(f"the next send slot is {(slot - now) / 1000:.2f}s away, past the deadline")
-            if slot - now > ahead * 1000:
-                self._sleep((slot - now) / 1000 - ahead)  # our share is spoken for: wait, without writing
-                continue
-            expected = self._known if self._known is not None and self._known > now else None
+            known = self._known if self._known is not None and self._known > now else None
+            if known is not None:
+                self._check_deadline(known - now, deadline)
+                if known - now > ahead * 1000:
+                    self._sleep((known - now) / 1000 - ahead)  # our share is spoken for: wait, without writing
+                    continue
+            reach = round(min(ahead, deadline - self._monotonic()) * 1000)
+            step = self._interval_ms * (2 if self._cold else 1)
             self.writes += 1
-            next_ms = slot + self._interval_ms * (2 if self._cold else 1)
-            held = self._slots.take(self._pk, slot, next_ms, expected)
-            if held is None:
-                self._known, self._cold = next_ms, False
+            slot, taken = self._slots.reserve(self._pk, now, step, max(0, reach), known)
+            self._known = slot + step if taken else slot
+            if taken:
+                self._cold = False
                 self._sleep(max(0.0, (slot - self._now_ms()) / 1000))
                 return slot / 1000
-            self._known = held
         raise NoSlot(f"the fleet's rate budget is contended: no slot after {MAX_WRITES} tries")
+
+    def _check_deadline(self, wait_ms: int, deadline: float) -> None:
+        if self._monotonic() + wait_ms / 1000 > deadline:
+            raise NoSlot(f"the next send slot is {wait_ms / 1000:.2f}s away, past the deadline")
 
     def _store_down(self, exc: StoreUnavailable) -> None:
         self._down_until = self._monotonic() + COOL_DOWN

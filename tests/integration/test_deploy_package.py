@@ -120,7 +120,7 @@ def test_artifact_carries_handler_and_cp312_dependencies_for_its_architecture(ar
     extensions = [entry for entry in entries if entry.endswith(".so")]
     assert extensions and all(f"cpython-312-{machine}-linux-gnu" in entry for entry in extensions)
     assert not [entry for entry in entries if entry.startswith(("pydantic/", "pydantic_core/"))]
-    assert {"aws_lambda_powertools/__init__.py", "requests/__init__.py",
+    assert {"aws_lambda_powertools/__init__.py", "requests/__init__.py", "redis/__init__.py",
             "tencentcloud/common/__init__.py", "tencentcloud/ssm/__init__.py"} <= set(entries)
     tops = {entry.split("/")[0] for entry in entries}
     assert not tops & {"tests", "timpush", "events", "node_modules", "boto3", "botocore", "bin"}
@@ -153,7 +153,7 @@ def test_bundle_for_this_machine_imports_and_runs_without_boto3(tmp_path: Path) 
         "event = {'TaskID': 'x', 'Type': 'All', 'SchedAt': '2099-01-01 00:00:00'}\n"
         "result = handler.lambda_handler(event, Context())\n"
         "print(json.dumps(result))\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('boto3', 'botocore')))))\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('boto3', 'botocore', 'redis')))))\n"
     )
     clean_env = {
         "PATH": os.environ.get("PATH", ""), "IM_SDKAPPID": "1400000000", "IM_SECRET_KEY": "k",
@@ -162,7 +162,8 @@ def test_bundle_for_this_machine_imports_and_runs_without_boto3(tmp_path: Path) 
     }
     result = subprocess.run([python, "-B", "-s", "-c", script], cwd=task, env=clean_env,  # noqa: S603
                             capture_output=True, text=True, timeout=120)
-    # Then the invalid TaskID is refused locally and dead-lettered, and boto3 was never needed
+    # Then the invalid TaskID is refused locally and dead-lettered, and neither boto3 nor redis-py (no store
+    # configured) was imported
     assert result.returncode == 0, result.stderr
     answer, boto = (json.loads(line) for line in result.stdout.strip().splitlines()[-2:])
     assert answer["dead_lettered"] == 1 and answer["results"][0]["ErrorCode"] == 90104

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.redis_server import redis_server
 from tests.support.im import ADMIN, APP, KEY, dead_letters, get_task
 from tests.support.scf import SCF_EVENTS, Invocation, invoke, require_python310, run_python310, sample
 from timpush import bundle
@@ -288,13 +289,18 @@ def test_the_scf_bundle_runs_index_main_handler_on_a_bare_310(env: dict[str, str
         archive.extractall(tmp_path / "user")
     call = ("import json, sys, index; "
             "print(json.dumps(index.main_handler(json.load(sys.stdin), {'time_limit_in_ms': 30000})))")
-    # When SCF's entry, index.main_handler, gets the timer sample
-    done = subprocess.run([python, "-S", "-c", call], input=json.dumps(sample("timer")), capture_output=True,
-                          text=True, cwd=tmp_path, timeout=120, check=False,
-                          env={**env, "PYTHONPATH": str(tmp_path / "user"), "TENCENTCLOUD_RUNENV": "SCF",
-                               "NO_PROXY": "127.0.0.1,localhost", "PATH": os.environ.get("PATH", "")})
-    # Then it applies the modification, without boto3 or anything else outside the bundle
+    # When SCF's entry, index.main_handler, gets the timer sample, with the fleet's state in Redis
+    with redis_server() as state:
+        done = subprocess.run([python, "-S", "-c", call], input=json.dumps(sample("timer")), capture_output=True,
+                              text=True, cwd=tmp_path, timeout=120, check=False,
+                              env={**env, **state.env, "PYTHONPATH": str(tmp_path / "user"),
+                                   "TENCENTCLOUD_RUNENV": "SCF", "NO_PROXY": "127.0.0.1,localhost",
+                                   "PATH": os.environ.get("PATH", "")})
+        recorded = state.client().hget(f"task#{APP}#{SPRING}", "sched_at_key")
+    # Then it applies the modification and records its order key in Redis, with nothing outside the bundle
+    # (redis-py and, below Python 3.11.3, its async-timeout are in it; boto3 is not)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert recorded
     assert json.loads(done.stdout.splitlines()[-1])["succeeded"] == 1
     assert _sched_at(tasks, SPRING) == json.loads(sample("timer")["Message"])["SchedAt"]
     assert not (tmp_path / "user" / "boto3").exists()

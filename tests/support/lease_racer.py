@@ -1,5 +1,6 @@
-"""One process of a lease race: claim the task ROUNDS times through the DynamoDB store, hold it briefly,
-record a success, and print the wall-clock intervals it held the task (tests/integration/test_state_dynamodb.py)."""
+"""One process of a lease race: claim the task ROUNDS times through the store IM_STATE_STORE names (given as the
+first argument), hold it briefly, record a success, and print the wall-clock intervals it held the task
+(tests/integration/test_fleet_state.py)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,14 @@ import json
 import sys
 import time
 
-from handler.state import Stamp, TaskKey
-from handler.state.dynamodb import DynamoStore
+from handler.state import Stamp, TaskKey, open_store
 from handler.state.order import TaskBusy, TaskOrder
 
 HOLD = 0.03
 
 
-def main(table: str, rounds: int, name: str) -> None:
-    order = TaskOrder(DynamoStore(table))
+def main(spec: str, rounds: int, name: str) -> None:
+    order = TaskOrder(open_store(spec))
     held: list[tuple[float, float]] = []
     busy = 0
     while len(held) < rounds:

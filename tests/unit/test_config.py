@@ -94,8 +94,8 @@ def test_messages_name_the_variable_and_say_why(env: dict[str, str], message: st
     ({"IM_REGION": "mars"}, "IM_REGION: unknown region 'mars'; one of"),  # shown once, by the rule itself
     ({"DEAD_LETTER_ROUTES": "{" + "x" * 100}, "DEAD_LETTER_ROUTES: Expecting property name enclosed in double "
                                               "quotes: line 1 column 2 (char 1) (got '{" + "x" * 59 + "...')"),
-    ({"IM_STATE_STORE": "redis://:hunter2@cache:6379/0"}, "IM_STATE_STORE: must be dynamodb:TABLE (3-255 of A-Z "
-                                                          "a-z 0-9 _ . -), got 'redis://***@cache:6379/0'"),
+    ({"IM_STATE_STORE": "redis://:hunter2@cache/0"}, "IM_STATE_STORE: must be redis://[:PASSWORD@]HOST:PORT[/DB] "
+                                                     "(or rediss://), got 'redis://***@cache/0'"),
 ], ids=["rate", "attempts", "region-once", "long-cut", "url-password-hidden"])
 def test_messages_show_the_value_without_library_prefixes_or_secrets(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -103,3 +103,36 @@ def test_messages_show_the_value_without_library_prefixes_or_secrets(env: dict[s
     assert str(caught.value).startswith(message)
     assert "Value error" not in str(caught.value) and "hunter2" not in str(caught.value)
     assert str(caught.value).count("'mars'") <= 1
+
+
+PASSWORD = "s3cret-Redis-pw/with:odd@chars"
+
+
+@pytest.mark.parametrize("value", [f"redis://:{PASSWORD}@127.0.0.1/0", f"redis://:{PASSWORD}@:6379",
+                                   f"rediss://:{PASSWORD}@host:6379/x", f"redis://:{PASSWORD}@host:6379/0?db=1"])
+def test_a_bad_redis_url_is_refused_without_its_password(value: str) -> None:
+    with pytest.raises(ConfigError, match="IM_STATE_STORE") as bad:
+        load({"IM_SECRET_KEY": "k", "IM_STATE_STORE": value})
+    assert PASSWORD not in str(bad.value) and "***" in str(bad.value)
+
+
+def test_the_redis_password_is_given_once() -> None:
+    base = {"IM_SECRET_KEY": "k", "IM_STATE_STORE_PASSWORD": PASSWORD}
+    with pytest.raises(ConfigError, match="give it once") as twice:
+        load({**base, "IM_STATE_STORE": "redis://:other@h:6379"})
+    with pytest.raises(ConfigError, match="only a redis") as dynamo:
+        load({**base, "IM_STATE_STORE": "dynamodb:timpush-state"})
+    assert PASSWORD not in str(twice.value) + str(dynamo.value)
+    assert load({**base, "IM_STATE_STORE": "rediss://h:6380/2"}).state_store == \
+        "rediss://:s3cret-Redis-pw%2Fwith%3Aodd%40chars@h:6380/2"
+
+
+def test_a_redis_password_stays_out_of_the_settings_repr() -> None:
+    from urllib.parse import quote
+
+    in_url = load({"IM_SECRET_KEY": "k", "IM_STATE_STORE": f"rediss://:{quote(PASSWORD, safe='')}@h:6380/0"})
+    from_env = load({"IM_SECRET_KEY": "k", "IM_STATE_STORE": "redis://h:6379", "IM_STATE_STORE_PASSWORD": PASSWORD})
+    for settings in (in_url, from_env):
+        shown = repr(settings)
+        assert "***@h:63" in shown and PASSWORD not in shown and quote(PASSWORD, safe="") not in shown
+    assert from_env.state_store is not None and quote(PASSWORD, safe="") in from_env.state_store  # redis-py reads it

