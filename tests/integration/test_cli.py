@@ -45,7 +45,7 @@ def test_demo_shows_the_whole_flow(tmp_path: Path) -> None:
     letters = [json.loads(line) for line in dead.read_text().splitlines()]
     assert {d["error"]["code"] for d in letters} == {90104, 90106, 90110}
     assert "Traceback" not in run.stderr
-    assert "1 succeeded, 0 superseded, 0 failed, 12 skipped, 0 not sent" in out  # the retryable one came back
+    assert "1 succeeded, 0 superseded, 0 failed, 14 skipped, 0 not sent" in out  # the retryable one came back
     # Last, two apps in one deployment: each applied on its own server, the second's 60007s paced it alone,
     # and a modification naming an unknown app was refused and dead-lettered
     assert "TaskID 1234567890: succeeded (ErrorCode 0)\n  TaskID 2000000001: succeeded (ErrorCode 0)\n" in out
