@@ -12,11 +12,11 @@ from typing import Any
 
 def __getattr__(name: str) -> Any:
     if name == "lambda_handler":
-        from handler.entry import lambda_handler
+        from handler.aws.entry import lambda_handler
 
         return lambda_handler
     if name == "main_handler":
-        from handler.scf import main_handler
+        from handler.scf.entry import main_handler
 
         return main_handler
     raise AttributeError(f"module 'handler' has no attribute {name!r}")

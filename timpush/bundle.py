@@ -64,8 +64,8 @@ class Platform:
         return f"cpython-{self.python[0]}{self.python[1]}"
 
 
-SCF_ENTRY = "\n".join(['"""SCF entry file: index.main_handler."""', "", "from handler.scf import main_handler", "",
-                       '__all__ = ["main_handler"]', ""])
+SCF_ENTRY = "\n".join(['"""SCF entry file: index.main_handler."""', "",
+                       "from handler.scf.entry import main_handler", "", '__all__ = ["main_handler"]', ""])
 PLATFORMS = {
     # Lambda: 250 MB unzipped (the zip itself may be larger through S3).
     "lambda": Platform((3, 12), ("arm64", "x86_64"), "/var/task", 250 * 1024 * 1024,

@@ -51,7 +51,7 @@ def _event(path: str) -> Any:
 
 def _invoke_errors() -> tuple[type[Exception], ...]:
     from handler.config import ConfigError
-    from handler.deadletter import DeadLetterError
+    from handler.deadletter.record import DeadLetterError
     from handler.sources import MalformedEvent
 
     return ConfigError, MalformedEvent, DeadLetterError
@@ -59,7 +59,7 @@ def _invoke_errors() -> tuple[type[Exception], ...]:
 
 def _invoke_failed(path: str, exc: Exception) -> int:
     from handler.config import ConfigError
-    from handler.deadletter import DeadLetterError
+    from handler.deadletter.record import DeadLetterError
 
     if isinstance(exc, ConfigError):
         print(f"timpush invoke: configuration error: {exc}", file=sys.stderr)

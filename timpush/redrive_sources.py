@@ -15,11 +15,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from handler.deadletter import FileSink, parse_record
+from handler.deadletter.file import FileSink
+from handler.deadletter.record import parse_record
 from timpush.runctl import Usage
 
 if TYPE_CHECKING:
-    from handler.deadletter_sqs import Queue
+    from handler.deadletter.sqs import Queue
 
 BATCH = 10  # records per re-submission (one SQS batch call)
 RECEIVE_WAIT = 1  # seconds of long polling per receive
@@ -104,7 +105,7 @@ class QueueSource:
     """An SQS queue: messages are received hidden, deleted once re-submitted, released otherwise."""
 
     def __init__(self, url: str) -> None:
-        from handler.deadletter_sqs import Queue
+        from handler.deadletter.sqs import Queue
 
         self.spec = "sqs:" + url
         self.queue: Queue = Queue(url)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from handler.compat import UTC
-from handler.deadletter import DeadLetterError, Source, record, redrives_of
+from handler.deadletter.record import DeadLetterError, Source, record, redrives_of
 from handler.order_key import issue_of_record
 from timpush.outcomes import FAILED, NOT_SENT, SUCCEEDED, SUPERSEDED
 from timpush.redrive_sources import BATCH
@@ -32,14 +32,14 @@ class QueueTarget:
     batch = BATCH  # one SQS batch call, then the sent ones leave the source
 
     def __init__(self, url: str) -> None:
-        from handler.deadletter_sqs import Queue
+        from handler.deadletter.sqs import Queue
 
         self.queue = Queue(url)
         self.held: list[dict[str, Any]] = []
         self.produced: set[tuple[str, int]] = set()
 
     def submit(self, docs: Sequence[dict[str, Any]], note: Note) -> list[str]:
-        from handler.deadletter_sqs import work_message
+        from handler.deadletter.sqs import work_message
 
         refused, why = send_batch(self.queue, [work_message(doc) for doc in docs])
         for i in sorted(refused):

@@ -15,9 +15,9 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from handler.cmq_dataflow import CmqError, CmqQueue, Received
 from handler.config import ConfigError
-from handler.deadletter import parse_record, parse_tdmq_target
+from handler.deadletter.cmq import CmqError, CmqQueue, Received
+from handler.deadletter.record import parse_record, parse_tdmq_target
 from timpush.redrive_sources import BATCH, RECEIVE_WAIT, Letter
 from timpush.runctl import Usage
 

@@ -22,7 +22,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from handler.deadletter_sqs import Outgoing, Queue, QueueError
+    from handler.deadletter.sqs import Outgoing, Queue, QueueError
     from handler.runtime import Runtime
 
 DIRECT_BUDGET = 30.0  # seconds one row or record may take through the modifier (retries included)
@@ -74,7 +74,7 @@ def send_batch(queue: Queue, messages: Sequence[Outgoing]) -> tuple[set[int], st
     Returns the indices SQS still refused and why; raises ``Stop`` when the call itself keeps failing
     or fails in a way no retry will cure.
     """
-    from handler.deadletter_sqs import QueueError
+    from handler.deadletter.sqs import QueueError
 
     pending = list(range(len(messages)))
     for attempt in range(1, SEND_ATTEMPTS + 1):
@@ -170,7 +170,7 @@ def handler_logs(verbose: bool) -> Iterator[None]:
 
 def guarded(command: str, work: Callable[[], None]) -> tuple[int, str | None]:
     """Run ``work``: (0, None), or (130, why) on Ctrl-C, or (1, why) when the run had to stop."""
-    from handler.deadletter import DeadLetterError
+    from handler.deadletter.record import DeadLetterError
 
     try:
         work()

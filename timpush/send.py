@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from handler.compat import UTC
-from handler.deadletter import ISSUED_AT_ATTRIBUTE
+from handler.deadletter.record import ISSUED_AT_ATTRIBUTE
 from handler.im.codes import classify
 from timpush import sendrows
 from timpush.outcomes import (
@@ -41,7 +41,7 @@ from timpush.sendapps import apps_to_check
 from timpush.sendrows import InputError, Row
 
 if TYPE_CHECKING:
-    from handler.deadletter_sqs import Outgoing
+    from handler.deadletter.sqs import Outgoing
     from handler.runtime import Runtime
 
 VALID = "valid"  # the summary's code for rows that passed validation and have no result code
@@ -85,7 +85,7 @@ class QueueTarget:
     batch = 10  # one SendMessageBatch call
 
     def __init__(self, url: str, now: datetime, dedup_id: str | None) -> None:
-        from handler.deadletter_sqs import Queue
+        from handler.deadletter.sqs import Queue
 
         self.queue = Queue(url)
         self._next_stamp = now
@@ -106,7 +106,7 @@ class QueueTarget:
     def message(self, row: Row) -> Outgoing:
         """One row as a message; a row without IssuedAt is stamped now, a millisecond after the one before,
         so two rows for one task keep their file order as their issue order."""
-        from handler.deadletter_sqs import Outgoing, fingerprint
+        from handler.deadletter.sqs import Outgoing, fingerprint
 
         body = json.dumps(row.modification, separators=(",", ":"))  # ASCII: SQS refuses some code points raw
         issued_at = row.issued_at or self._stamp()
@@ -129,7 +129,7 @@ class DirectTarget:
         self.verbose = verbose
 
     def submit(self, rows: Sequence[Row], tally: Tally, note: Note) -> list[Row]:
-        from handler.deadletter import Source
+        from handler.deadletter.record import Source
         from handler.sources import direct
 
         for row in rows:

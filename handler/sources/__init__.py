@@ -1,4 +1,10 @@
-"""One adapter per trigger, each turning its event into payloads and its outcomes into an answer."""
+"""What both platforms' entries share: direct payloads, the HTTP route, the maintenance job's bounds, deadlines.
+
+Each platform's entry and its trigger adapters live in ``handler.aws`` and ``handler.scf``; neither imports the other.
+"""
+
+DEADLINE_MARGIN = 2.0  # seconds kept back to report, dead-letter and return before the platform's timeout
+DEFAULT_BUDGET = 60.0  # when the context cannot say (local runs)
 
 
 class MalformedEvent(ValueError):

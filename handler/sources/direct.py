@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from handler.compat import UTC
-from handler.deadletter import Source, record
+from handler.deadletter.record import Source, record
 from handler.model import split_payload
 from handler.observability import DEAD_LETTERED, fate_of, report_all
 from handler.outcome import Outcome

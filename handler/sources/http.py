@@ -145,18 +145,6 @@ def _build(resolver: Resolver) -> Resolver:
 _RESOLVERS = {kind: _build(Resolver(kind)) for kind in ("v2", "v1", "url")}
 
 
-def kind_of(event: Any) -> str | None:
-    """``v2``, ``v1`` or ``url`` for an HTTP event, None for anything else."""
-    if not isinstance(event, dict) or not isinstance(event.get("requestContext"), dict):
-        return None
-    context = event["requestContext"]
-    if event.get("version") == "2.0" and isinstance(context.get("http"), dict):
-        return "url" if ".lambda-url." in str(context.get("domainName", "")) else "v2"
-    if "httpMethod" in event and "resourcePath" in context:
-        return "v1"
-    return None
-
-
 def handle(event: dict[str, Any], context: Any, runtime: Runtime, deadline: float, kind: str,
            source_kind: str = "http") -> Any:
     """The resolver's answer; ``source_kind`` is what the log lines name as the source (``scf`` on SCF)."""

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from handler import deadletter_sqs, runtime
+from handler import runtime
+from handler.deadletter import sqs as deadletter_sqs
 from tests.fakes.moto_server import MotoServer
 from tests.fakes.moto_sqs import MotoSqs, moto_sqs
 from tests.support.im import ADMIN, APP, KEY

@@ -17,9 +17,9 @@ import pytest
 
 from handler import config, lambda_handler
 from handler.apps import registry_for
+from handler.aws.entry import deadline, route
 from handler.config import ConfigError
 from handler.deadletter import DeadLetters
-from handler.entry import deadline, route
 from handler.im.ratelimit import RateLimiter
 from handler.runtime import Runtime
 from handler.service import Modifier

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from handler import deadletter_sqs
-from handler.deadletter import DeadLetterError, DeadLetters, Source, record
-from handler.entry import lambda_handler
+from handler.aws.entry import lambda_handler
+from handler.deadletter import DeadLetters
+from handler.deadletter import sqs as deadletter_sqs
+from handler.deadletter.record import DeadLetterError, Source, record
 from handler.im.codes import ErrorClass, Origin
 from handler.observability import logger
 from handler.outcome import Outcome, Status

@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from handler import cmq_dataflow
-from handler.cmq_dataflow import ENDPOINT_VAR, CmqError, CmqQueue
 from handler.config import ConfigError, load
-from handler.deadletter import WRITE_DEADLINE, DeadLetterError, DeadLetters, Source, open_sink, record
-from handler.deadletter_tdmq import TdmqCmqSink
+from handler.deadletter import DeadLetters, open_sink
+from handler.deadletter import cmq as cmq_dataflow
+from handler.deadletter.cmq import ENDPOINT_VAR, CmqError, CmqQueue
+from handler.deadletter.record import WRITE_DEADLINE, DeadLetterError, Source, record
+from handler.deadletter.tdmq import TdmqCmqSink
 from handler.im.codes import ErrorClass, Origin
 from handler.outcome import Outcome, Status
 from tests.fakes.cmq_dataflow import FakeCmq

@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from handler import lambda_handler, runtime
+from handler.aws.sqs import unwrap_sns
 from handler.model import FIELD_NAMES as MODEL_FIELDS
 from handler.model import split_payload
-from handler.sources.sqs import unwrap_sns
 from handler.state.memory import MemoryStore
 from handler.state.order import TaskOrder
 from tests.support.im import ADMIN, APP, KEY, add_task, dead_letters, modify_requests

@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from handler import maintenance, runtime
-from handler.deadletter import DeadLetterError, Source, record, redrive_count
-from handler.entry import lambda_handler
+from handler import runtime
+from handler.aws import maintenance
+from handler.aws.entry import lambda_handler
+from handler.deadletter.record import DeadLetterError, Source, record, redrive_count
 from handler.im.codes import ErrorClass, Origin
 from handler.observability import logger
 from handler.outcome import Outcome, Status

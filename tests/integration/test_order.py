@@ -284,7 +284,7 @@ def test_a_dead_letter_keeps_the_whole_key_and_its_redrive_keeps_its_place(emu: 
     assert (letter["issued_by"], letter["issued_seq"]) == (f"sqs:{first['messageId']}", "41")
     assert get_task(emu, task)["SchedAt"] == NEW
     # When it is redriven through the work queue: sent later, a new id and a SequenceNumber above the second's
-    from handler.deadletter_sqs import work_message
+    from handler.deadletter.sqs import work_message
 
     redriven = fifo_record(letter["raw"], sent_ms(), 99)
     redriven["messageAttributes"] = {name: {"stringValue": str(value), "dataType": "String"}

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from handler import deadletter_sqs, runtime
-from handler.deadletter import Source, record
+from handler import runtime
+from handler.deadletter import sqs as deadletter_sqs
+from handler.deadletter.record import Source, record
 from handler.im.codes import Origin, classify
 from handler.outcome import Outcome, Status
 from tests.fakes.im_stub import ImStub, im_stub

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from handler import deadletter_sqs, runtime
+from handler import runtime
+from handler.deadletter import sqs as deadletter_sqs
 from tests.fakes.moto_sqs import MotoSqs
 from tests.fakes.refusing_sqs import RefusingSqs, refusing_sqs
 from tests.support.im import add_task, dead_letters, get_task, modify_requests

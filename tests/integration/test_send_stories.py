@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from handler import deadletter_sqs, runtime
+from handler import runtime
+from handler.deadletter import sqs as deadletter_sqs
 from tests.fakes.moto_server import DUMMY_ENV, MotoServer
 from tests.fakes.moto_sqs import MotoSqs, free_port
 from tests.support.im import APP, KEY, add_task, dead_letters, get_task, modify_requests

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from handler import cmq_dataflow, main_handler, runtime
-from handler.deadletter import Source, record
+from handler import main_handler, runtime
+from handler.deadletter import cmq as cmq_dataflow
+from handler.deadletter.record import Source, record
 from handler.im.codes import Origin, classify
-from handler.maintenance import MAX_REDRIVES
 from handler.outcome import Outcome, Status
+from handler.sources.maintenance import MAX_REDRIVES
 from tests.fakes.cmq_dataflow import FakeCmq
 from tests.fakes.im_stub import ImStub, im_stub
 from tests.fakes.moto_sqs import MotoSqs

@@ -237,7 +237,7 @@ def test_scf_takes_cp310_x86_64_extensions_only(project: Path, monkeypatch: pyte
     out = bundle.build(Path("build/scf.zip"), with_pyc=False, root=project, platform="scf")
     assert f"pydantic_core/_pydantic_core.{SCF_EXTENSION}.so" in names(out)
     with zipfile.ZipFile(out) as archive:  # SCF's entry file, index.main_handler
-        assert "from handler.scf import main_handler" in archive.read("index.py").decode()
+        assert "from handler.scf.entry import main_handler" in archive.read("index.py").decode()
 
     monkeypatch.setattr(bundle, "install_dependencies", fake_pip("cpython-312-x86_64-linux-gnu"))
     with pytest.raises(bundle.BundleError, match=f"not built for {SCF_EXTENSION}"):

@@ -10,9 +10,9 @@ import time
 import pytest
 import requests
 
-from handler import cmq_dataflow
-from handler.cmq_dataflow import CmqError, retrying
 from handler.config import ConfigError
+from handler.deadletter import cmq as cmq_dataflow
+from handler.deadletter.cmq import CmqError, retrying
 
 # The example of Tencent's signature page (406/5906): its parameters and the source string it builds from them.
 DOC_PARAMS = {"Action": "SendMessage", "SecretId": "AKIDPcY*****CVYLn3zT", "Timestamp": 1534154812,

@@ -10,18 +10,11 @@ from typing import Any
 
 import pytest
 
-from handler import deadletter_sqs
 from handler.config import ConfigError, load
-from handler.deadletter import (
-    DeadLetterError,
-    DeadLetters,
-    FileSink,
-    Source,
-    open_sink,
-    record,
-    redrive_count,
-    redrives_of,
-)
+from handler.deadletter import DeadLetters, open_sink
+from handler.deadletter import sqs as deadletter_sqs
+from handler.deadletter.file import FileSink
+from handler.deadletter.record import DeadLetterError, Source, record, redrive_count, redrives_of
 from handler.im.codes import ErrorClass, Origin
 from handler.outcome import Outcome, Status
 
@@ -284,7 +277,7 @@ def test_client_error_becomes_dead_letter_error(monkeypatch: pytest.MonkeyPatch)
 def test_issued_at_travels_with_the_record_and_back_to_the_work_queue() -> None:
     from dataclasses import replace
 
-    from handler.deadletter import issued_at_attribute, issued_at_of
+    from handler.deadletter.record import issued_at_attribute, issued_at_of
 
     when = datetime(2030, 5, 31, 23, 59, 58, 250_000, tzinfo=UTC)
     doc = record(replace(_outcome(), issued_at=when), Source("sqs", "m1"))
@@ -300,7 +293,7 @@ def test_issued_at_travels_with_the_record_and_back_to_the_work_queue() -> None:
 
 @pytest.mark.parametrize("value", [None, 5, "", "yesterday", "2030-05-31T23:59:58", "2030-05-31 23:59:58Z"])
 def test_an_unreadable_issued_at_is_no_issue_time(value: object) -> None:
-    from handler.deadletter import issued_at_attribute, issued_at_of
+    from handler.deadletter.record import issued_at_attribute, issued_at_of
 
     assert issued_at_of({"issued_at": value}) is None
     assert issued_at_attribute({"IssuedAt": {"stringValue": value}}) is None

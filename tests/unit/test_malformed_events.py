@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from handler.aws.sqs import check_records
 from handler.sources import MalformedEvent
 from handler.sources.http import check_event
-from handler.sources.sqs import check_records
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -44,7 +44,7 @@ def test_a_record_that_is_not_an_object_is_named() -> None:
 
 
 def test_missing_attribute_counts_read_as_a_first_delivery() -> None:
-    from handler.sources.sqs import SQSRecord
+    from handler.aws.sqs import SQSRecord
 
     record = SQSRecord({"messageId": "m", "body": "{}", "attributes": {}})
     assert record.attributes.approximate_receive_count == "" and record.attributes.sent_timestamp == ""

@@ -18,8 +18,9 @@ import pytest
 import yaml
 
 import handler
+import handler.scf.entry
 from handler.config import CLASS_NAMES
-from handler.deadletter import parse_tdmq_target
+from handler.deadletter.record import parse_tdmq_target
 from tests.support.scf import ROOT
 from timpush import bundle
 
@@ -134,7 +135,7 @@ def test_the_function_url_is_behind_cam_never_open(inputs: dict[str, Any]) -> No
 
 def test_the_maintenance_timer_fires_every_10_minutes(inputs: dict[str, Any]) -> None:
     timers = [p for kind, p in triggers(inputs) if kind == "timer"]
-    (maintenance,) = [t for t in timers if t.get("argument") == handler.scf.MAINTENANCE]
+    (maintenance,) = [t for t in timers if t.get("argument") == handler.scf.entry.MAINTENANCE]
     # SCF's cron: second minute hour day month week year
     assert maintenance["cronExpression"].split() == ["0", "*/10", "*", "*", "*", "*", "*"]
     assert maintenance["enable"] is True

@@ -8,11 +8,12 @@ from typing import Any, cast
 
 import pytest
 
-from handler import scf
 from handler.compat import UTC
 from handler.model import format_issued_at
 from handler.runtime import Runtime
-from handler.sources import scf_apigw, scf_queue
+from handler.scf import entry as scf
+from handler.scf import http as scf_apigw
+from handler.scf import queue as scf_queue
 from tests.support.scf import sample
 
 

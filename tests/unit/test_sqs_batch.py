@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.batch import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handler.sources.sqs import SQSRecord, partial_response
+from handler.aws.sqs import SQSRecord, partial_response
 
 GROUPS = st.sampled_from([None, "", "g1", "g2", "g3"])
 RECORD = st.fixed_dictionaries({"messageId": st.text(min_size=1, max_size=6), "body": st.sampled_from(["ok", "fail"])},

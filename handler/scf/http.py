@@ -1,8 +1,8 @@
 """SCF's HTTP events: a Function URL request and API Gateway's (gateways made before Tencent retired them),
 each the same ``PATCH /sched-tasks/{taskId}`` as on AWS, answered alike.
 
-The event (API.md 5.3, 5.7) is handed to the AWS adapter's REST (v1) resolver in its shape, so the route,
-the statuses and the body are one code path; the answer goes back as SCF wants it: API Gateway's
+The event (API.md 5.3, 5.7) is handed in its shape to the shared route's REST (v1) resolver (``handler.sources.http``),
+so the route, the statuses and the body are one code path; the answer goes back as SCF wants it: API Gateway's
 integration response, or a Function URL's ``{"statusCode", "headers", "body"}``. The task id comes from
 ``pathParameters.taskId`` when the API names it so, else from the path. A Function URL event has no
 ``requestContext``: Tencent documents no request-time or request-id header for it (583/96099), so its issue

@@ -2,12 +2,12 @@
 
 Not the cloud API ``SendCmqMsg``: Tencent limits it to 20 calls/s per root account (10/s per sub-account or
 role) and marks it "for testing and verification" (1111/63331), so a failing batch across a few instances
-would lose its dead letters to the limit and SCF would replay the whole batch. ``handler.cmq_dataflow``
+would lose its dead letters to the limit and SCF would replay the whole batch. ``handler.deadletter.cmq``
 holds the client (its own signature, the function role's credentials, the regional address). Each record
-is one message; a throttled send is retried with backoff until the invocation's deadline (set by
-``main_handler`` in ``handler.deadletter.WRITE_DEADLINE``; a write outside an invocation gets WRITE_BUDGET seconds), and
-always at least once more within MIN_BUDGET, which the handler's deadline margin leaves. Every failure becomes
-a ``DeadLetterError`` naming the queue, a count and Tencent's code, never a body or a credential.
+is one message; a throttled send is retried with backoff until the invocation's deadline (set by ``main_handler``
+in ``handler.deadletter.record.WRITE_DEADLINE``; a write outside an invocation gets WRITE_BUDGET seconds), and always
+at least once more within MIN_BUDGET, which the handler's deadline margin leaves. Every failure becomes a
+``DeadLetterError`` naming the queue, a count and Tencent's code, never a body or a credential.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from handler.cmq_dataflow import ENDPOINT_VAR, CmqError, CmqQueue
-from handler.deadletter import WRITE_DEADLINE, DeadLetterError, parse_tdmq_target
+from handler.deadletter.cmq import ENDPOINT_VAR, CmqError, CmqQueue
+from handler.deadletter.record import WRITE_DEADLINE, DeadLetterError, parse_tdmq_target
 
 __all__ = ["ENDPOINT_VAR", "TdmqCmqSink"]
 WRITE_BUDGET = 10.0  # seconds a write may back off when no invocation deadline is known

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from handler.cmq_dataflow import CmqError, CmqQueue, Received
 from handler.compat import UTC
-from handler.deadletter import Source, issued_at_of, parse_record, parse_tdmq_target, record, redrives_of
+from handler.deadletter.cmq import CmqError, CmqQueue, Received
+from handler.deadletter.record import Source, issued_at_of, parse_record, parse_tdmq_target, record, redrives_of
 from handler.im.codes import ErrorClass
-from handler.maintenance import MARGIN, MAX_PER_RUN, MAX_REDRIVES, RECEIVE_WAIT, report
 from handler.model import split_payload
 from handler.observability import DEAD_LETTERED, logger, report_all
 from handler.runtime import Runtime
+from handler.sources.maintenance import MARGIN, MAX_PER_RUN, MAX_REDRIVES, RECEIVE_WAIT, report
 from handler.state import Issue
 
 SCHEME = "tdmq-cmq:"

@@ -3,7 +3,7 @@
 A bare EventBridge ``Scheduled Event`` runs it. It reads the SQS queue that the ``retryable`` class
 routes to, sends the original body of each ``retryable`` record to ``WORK_QUEUE`` with the message
 attribute ``Redrives`` = n + 1 and deletes it from the dead-letter queue. The work queue's consumer
-writes that count into the record if the body fails again (``handler.deadletter.redrive_count``), so
+writes that count into the record if the body fails again (``handler.deadletter.record.redrive_count``), so
 a body that keeps failing stops coming back after MAX_REDRIVES rounds and stays for an operator.
 At most MAX_PER_RUN messages are looked at per run; everything not redriven is left as it was.
 """
@@ -14,21 +14,16 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
-from handler.deadletter import DeadLetterError, parse_record, redrives_of
+from handler.deadletter.record import DeadLetterError, parse_record, redrives_of
 from handler.im.codes import ErrorClass
-from handler.observability import logger, metrics
+from handler.observability import logger
 from handler.runtime import Runtime
+from handler.sources.maintenance import MARGIN, MAX_PER_RUN, MAX_REDRIVES, RECEIVE_WAIT, report
 
 if TYPE_CHECKING:
-    from handler.deadletter_sqs import Queue, Received
+    from handler.deadletter.sqs import Queue, Received
 
-MAX_PER_RUN = 50  # messages received (redriven or not) per run
-MAX_REDRIVES = 3  # rounds through the work queue before a record is left for an operator
-RECEIVE_WAIT = 1  # seconds of long polling: a short poll may miss messages on a standard queue
 VISIBILITY = 120  # seconds a message looked at stays hidden, so one run never sees it twice
-MARGIN = 1.5  # seconds kept back from the deadline for the last receive and the release
 
 
 def run(runtime: Runtime, deadline: float) -> dict[str, int]:
@@ -44,7 +39,7 @@ def run(runtime: Runtime, deadline: float) -> dict[str, int]:
         logger.info("maintenance idle: needs WORK_QUEUE (sqs:URL) and retryable routed to an sqs: queue",
                     extra={"work_queue_set": bool(target), "retryable_route": source.split(":", 1)[0]})
         return summary
-    from handler.deadletter_sqs import Queue  # boto3 only when there is a queue to maintain
+    from handler.deadletter.sqs import Queue  # boto3 only when there is a queue to maintain
 
     job = _Job(Queue(source[4:]), Queue(target[4:]), deadline, summary)
     try:
@@ -53,14 +48,6 @@ def run(runtime: Runtime, deadline: float) -> dict[str, int]:
         job.release()
         report(summary, source)
     return summary
-
-
-def report(summary: dict[str, int], dead_letter_queue: str) -> None:
-    """The run's log line and metrics (here and in SCF's job, ``handler.maintenance_scf``)."""
-    logger.info("maintenance done", extra={"summary": summary, "dead_letter_queue": dead_letter_queue})
-    metrics.add_metric(name="DeadLettersRedriven", unit=MetricUnit.Count, value=summary["redriven"])
-    # "kept_at_limit": left in the dead-letter queue for an operator (never dropped)
-    metrics.add_metric(name="DeadLettersAtRedriveLimit", unit=MetricUnit.Count, value=summary["kept_at_limit"])
 
 
 @dataclass
@@ -95,7 +82,7 @@ class _Job:
             return doc
         self._leave(message, "kept_at_limit")
         if message.receive_count <= 1:  # the first run that sees it says so; later runs stay quiet
-            from handler.deadletter_sqs import task_id_of
+            from handler.deadletter.sqs import task_id_of
 
             logger.warning("dead letter reached the redrive limit; left for an operator (timpush redrive)",
                            extra={"task_id": task_id_of(doc), "error_code": doc["error"]["code"],
@@ -103,7 +90,7 @@ class _Job:
         return None
 
     def _redrive(self, due: list[tuple[Received, dict[str, Any]]]) -> None:
-        from handler.deadletter_sqs import work_message
+        from handler.deadletter.sqs import work_message
 
         try:
             refused = self.work.send([work_message(doc) for _, doc in due])

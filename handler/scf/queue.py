@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from handler.compat import UTC
-from handler.deadletter import Source
+from handler.deadletter.record import Source
 from handler.im import codes
 from handler.im.codes import ErrorClass, Origin
 from handler.model import parse_issued_at

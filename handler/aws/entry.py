@@ -11,13 +11,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from handler.deadletter import Source
+from handler.deadletter.record import Source
 from handler.observability import logger, metrics
 from handler.runtime import Runtime, runtime
+from handler.sources import DEADLINE_MARGIN, DEFAULT_BUDGET
 from handler.tracing import traced
-
-DEADLINE_MARGIN = 2.0  # seconds kept back to report, dead-letter and return before Lambda's timeout
-DEFAULT_BUDGET = 60.0  # when the context cannot say (local runs)
 
 
 def deadline(context: Any) -> float:
@@ -33,24 +31,35 @@ def is_sqs(event: Any) -> bool:
         records[0].get("eventSource") == "aws:sqs")
 
 
+def http_kind(event: Any) -> str | None:
+    """``v2``, ``v1`` or ``url`` for an HTTP event (API Gateway's payloads and function URLs), None otherwise."""
+    if not isinstance(event, dict) or not isinstance(event.get("requestContext"), dict):
+        return None
+    context = event["requestContext"]
+    if event.get("version") == "2.0" and isinstance(context.get("http"), dict):
+        return "url" if ".lambda-url." in str(context.get("domainName", "")) else "v2"
+    if "httpMethod" in event and "resourcePath" in context:
+        return "v1"
+    return None
+
+
 def route(event: Any, context: Any, rt: Runtime, until: float) -> Any:
     """Hand the event to the adapter its shape names; anything else is a direct payload.
 
     Each adapter is imported when an event of its kind arrives, so a cold start loads only its own
     trigger's code (and boto3, for instance, only where a queue sink or the state store needs it).
     """
-    from handler.sources import schedule
+    from handler.aws import schedule
 
     if is_sqs(event):
-        from handler.sources import sqs
+        from handler.aws import sqs
 
         return sqs.handle(event, context, rt, until)
-    if isinstance(event, dict) and "requestContext" in event:
+    kind = http_kind(event)
+    if kind:
         from handler.sources import http
 
-        kind = http.kind_of(event)
-        if kind:
-            return http.handle(event, context, rt, until, kind)
+        return http.handle(event, context, rt, until, kind)
     if schedule.is_scheduled_event(event):
         return schedule.handle(event, rt, until)
     from handler.sources import direct

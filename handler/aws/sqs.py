@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from handler.compat import UTC
-from handler.deadletter import DeadLetterError, Source, issued_at_attribute, record, redrive_count
+from handler.deadletter.record import DeadLetterError, Source, issued_at_attribute, record, redrive_count
 from handler.model import Item, split_payload
 from handler.observability import DEAD_LETTERED, RETRY, logger, report_all
 from handler.order_key import carried_issue, queue_order

@@ -13,11 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from handler.compat import UTC
-from handler.deadletter import WRITE_DEADLINE, Source
-from handler.entry import DEADLINE_MARGIN, DEFAULT_BUDGET
+from handler.deadletter.record import WRITE_DEADLINE, Source
 from handler.observability import logger, metrics, on_scf
 from handler.runtime import Runtime, runtime
-from handler.sources import MalformedEvent, direct, scf_queue
+from handler.scf import queue
+from handler.sources import DEADLINE_MARGIN, DEFAULT_BUDGET, MalformedEvent, direct
 
 SOURCE_KIND = "scf"
 _SHAPES = ('Timer ({"Type": "Timer"}), Function URL (httpMethod, path, headers), API Gateway '
@@ -65,12 +65,12 @@ def route(event: Any, context: dict[str, Any], rt: Runtime, until: float) -> Any
     if isinstance(event, dict) and event.get("Type") == "Timer":
         return timer(event, context, rt, until)
     if is_apigw(event) or is_function_url(event):
-        from handler.sources import scf_apigw  # the HTTP route and its resolver: only for HTTP requests
+        from handler.scf import http  # the HTTP route and its resolver: only for HTTP requests
 
-        return scf_apigw.handle(event, rt, until, context.get("request_id"))
-    kind = scf_queue.kind_of(event)
+        return http.handle(event, rt, until, context.get("request_id"))
+    kind = queue.kind_of(event)
     if kind is not None:
-        return scf_queue.handle(kind, event, rt, until)
+        return queue.handle(kind, event, rt, until)
     raise UnrecognisedEvent(f"not an SCF event this function takes: {describe(event)}; expected {_SHAPES}")
 
 
@@ -92,11 +92,11 @@ def timer(event: dict[str, Any], context: dict[str, Any], rt: Runtime, until: fl
         logger.info("timer without a message: nothing to do", extra={"trigger": event.get("TriggerName")})
         return direct.summary([])
     if isinstance(message, str) and message.strip() == MAINTENANCE:
-        from handler.maintenance_scf import run as maintain  # the CMQ data-flow client only for this timer
+        from handler.scf.maintenance import run as maintain  # the CMQ data-flow client only for this timer
 
         return maintain(rt, until)
     source = Source(SOURCE_KIND, context.get("request_id"))
-    issued = scf_queue.issue_time(_text(event.get("Time")), datetime.now(UTC))
+    issued = queue.issue_time(_text(event.get("Time")), datetime.now(UTC))
     return direct.summary(direct.apply(message, source, rt, until, issued=issued))
 
 

@@ -16,7 +16,7 @@ def is_scheduled_event(event: Any) -> bool:
 
 
 def handle(event: dict[str, Any], runtime: Runtime, deadline: float) -> dict[str, Any]:
-    from handler import maintenance  # boto3 comes with it, so only the schedule pays for it
+    from handler.aws import maintenance  # boto3 comes with it, so only the schedule pays for it
 
     logger.set_correlation_id(event.get("id"))
     return maintenance.run(runtime, deadline)
