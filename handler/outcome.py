@@ -11,7 +11,7 @@ from handler.compat import StrEnum
 from handler.im.codes import ErrorClass, Origin
 
 if TYPE_CHECKING:
-    from handler.state import Stamp
+    from handler.order.key import Stamp
 
 
 class Status(StrEnum):

@@ -12,9 +12,9 @@ from functools import cache
 from handler import config
 from handler.apps import registry_for
 from handler.deadletter import DeadLetters
+from handler.order.task import TaskOrder
 from handler.service import API, Modifier
-from handler.state import open_pacing, open_store
-from handler.state.order import TaskOrder
+from handler.state.homes import open_pacing, open_store
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,14 @@ from handler.model import (
     validate,
 )
 from handler.observability import logger
-from handler.ordering import later_fields
+from handler.order.key import Issue, Stamp, TaskKey
+from handler.order.payload import later_fields
+from handler.order.store import StoreUnavailable
+from handler.order.task import Claim, TaskBusy, TaskOrder
 from handler.outcome import Outcome, Status
 from handler.secrets import SecretUnavailable
-from handler.state import CALLER_AHEAD, WORKER_AHEAD, Issue, Stamp, StoreUnavailable, TaskKey, open_store
-from handler.state.order import Claim, TaskBusy, TaskOrder
+from handler.state import CALLER_AHEAD, WORKER_AHEAD
+from handler.state.homes import open_store
 
 API = "modify_sched_task"
 BACKOFF_BASE = 0.25  # seconds; full jitter over base * 2**(attempt-1)
@@ -127,17 +130,14 @@ class Modifier:
         except SecretUnavailable as exc:
             return _secret_failure(item, modification.summary(), exc, issued_at, modification.Sdkappid)
         state = _Attempt(app, identity, issued_at, caller_waiting=issue.caller_waiting)
-        state.dropped = {name: LATER_ENTRY for name in modification.fields if name in later}
-        fields = [name for name in modification.fields if name not in later]
-        if not fields:
-            return _superseded(item, modification, state)
-        return self._ordered(item, modification, state, fields, issue.stamp(issued_at, issue.pos), deadline)
+        state.dropped = {name: LATER_ENTRY for name in modification.fields if name in later}  # as the order holds
+        return self._ordered(item, modification, state, later, issue.stamp(issued_at, issue.pos), deadline)
 
-    def _ordered(self, item: Item, mod: Modification, state: _Attempt, fields: list[str], stamp: Stamp,
+    def _ordered(self, item: Item, mod: Modification, state: _Attempt, later: frozenset[str], stamp: Stamp,
                  deadline: float) -> Outcome:
-        """Send the fields newer than what was applied, holding the task's lease; record a success."""
+        """Send the fields the order says are newest, holding the task's lease; record a success."""
         try:
-            claim = self.order.claim(TaskKey(state.app.sdkappid, mod.TaskID), fields, stamp, deadline)
+            claim = self.order.claim(TaskKey(state.app.sdkappid, mod.TaskID), mod.fields, stamp, deadline, later)
         except (TaskBusy, StoreUnavailable) as exc:
             return _unordered(item, mod, state, exc)
         state.send = claim.kept

@@ -25,7 +25,7 @@ from handler.im.ratelimit import NoSlot, Pacer
 from handler.im.usersig import Identity
 from handler.secrets import SecretUnavailable
 from handler.service import RATE_LIMIT_PAUSE, backoff
-from handler.state import open_pacing
+from handler.state.homes import open_pacing
 from timpush.redrive import print_table
 
 GET, LIST = "get_sched_task", "list_sched_task"

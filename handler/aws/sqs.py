@@ -21,11 +21,11 @@ from handler.compat import UTC
 from handler.deadletter.record import DeadLetterError, Source, issued_at_attribute, record, redrive_count
 from handler.model import Item, split_payload
 from handler.observability import DEAD_LETTERED, RETRY, logger, report_all
-from handler.order_key import carried_issue, queue_order
+from handler.order.key import Issue
+from handler.order.travel import carried_issue, queue_order
 from handler.outcome import Outcome
 from handler.runtime import Runtime
 from handler.sources import MalformedEvent
-from handler.state import Issue
 
 # What Lambda puts in every SQS record, and its type; a record without one of them was made by hand.
 RECORD_KEYS: tuple[tuple[str, type], ...] = (("messageId", str), ("body", str), ("attributes", dict))

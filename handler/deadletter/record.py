@@ -16,8 +16,8 @@ from typing import Any
 
 from handler.compat import UTC
 from handler.model import format_issued_at
-from handler.order_key import ISSUED_AT_ATTRIBUTE as ISSUED_AT_ATTRIBUTE  # re-exported: the sinks and send use it
-from handler.order_key import attribute_text, issued_time, record_fields
+from handler.order.travel import ISSUED_AT_ATTRIBUTE as ISSUED_AT_ATTRIBUTE  # re-exported: the sinks and send use it
+from handler.order.travel import attribute_text, issued_time, record_fields
 from handler.outcome import Outcome
 
 KIND = "timpush.dead-letter"

@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handler.deadletter.record import ISSUED_AT_ATTRIBUTE, REDRIVES_ATTRIBUTE, DeadLetterError, redrives_of
-from handler.order_key import key_attributes
+from handler.order.travel import key_attributes
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient

@@ -24,9 +24,9 @@ from handler.deadletter.record import Source, issued_at_of, parse_record, parse_
 from handler.im.codes import ErrorClass
 from handler.model import split_payload
 from handler.observability import DEAD_LETTERED, logger, report_all
+from handler.order.key import Issue
 from handler.runtime import Runtime
 from handler.sources.maintenance import MARGIN, MAX_PER_RUN, MAX_REDRIVES, RECEIVE_WAIT, report
-from handler.state import Issue
 
 SCHEME = "tdmq-cmq:"
 

@@ -13,9 +13,9 @@ from handler.compat import UTC
 from handler.deadletter.record import Source, record
 from handler.model import split_payload
 from handler.observability import DEAD_LETTERED, fate_of, report_all
+from handler.order.key import Issue
 from handler.outcome import Outcome
 from handler.runtime import Runtime
-from handler.state import Issue
 
 
 def handle(payload: Any, source: Source, runtime: Runtime, deadline: float) -> dict[str, Any]:

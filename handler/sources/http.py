@@ -16,11 +16,11 @@ from handler.im import codes
 from handler.im.codes import ErrorClass, Origin
 from handler.model import TASK_ID_MAX, Item
 from handler.observability import ANSWERED, fate_of, logger, report
+from handler.order.key import Issue
 from handler.outcome import Outcome, Status
 from handler.runtime import Runtime
 from handler.sources import MalformedEvent
 from handler.sources.routing import Resolver, Response
-from handler.state import Issue
 
 ROUTE = "/sched-tasks/<taskId>"
 RETRY_AFTER_SECONDS = "1"

@@ -25,7 +25,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from handler.state import LeaseTaken, Stamp, StoreUnavailable, TaskKey, TaskState
+from handler.order.key import Stamp, TaskKey
+from handler.order.store import LeaseTaken, StoreUnavailable, TaskState
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

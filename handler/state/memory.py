@@ -11,7 +11,8 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from handler.state import LeaseTaken, Stamp, TaskKey, TaskState
+from handler.order.key import Stamp, TaskKey
+from handler.order.store import LeaseTaken, TaskState
 
 MAX_TASKS = 50_000
 

@@ -32,7 +32,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from handler.im.ratelimit import NoSlot, RateLimiter
 from handler.observability import logger, metrics
-from handler.state import WORKER_AHEAD, StoreUnavailable
+from handler.order.store import StoreUnavailable
+from handler.state import WORKER_AHEAD
 
 FLEET_MARGIN = 0.05  # of the interval between slots; 4.76 requests/s of 5
 COOL_DOWN = 30.0  # seconds on the fallback before the store is tried again

@@ -29,7 +29,8 @@ from redis.commands.core import Script
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from handler.state import LeaseTaken, Stamp, StoreUnavailable, TaskKey, TaskState
+from handler.order.key import Stamp, TaskKey
+from handler.order.store import LeaseTaken, StoreUnavailable, TaskState
 
 CONNECT_TIMEOUT = 0.5
 READ_TIMEOUT = 0.8

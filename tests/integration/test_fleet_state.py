@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pytest
 
 from handler import lambda_handler, runtime
-from handler.state import TaskKey
+from handler.order.key import TaskKey
 from tests.fakes.redis_server import free_port, redis_server
 from tests.support.homes import PASSWORD, SHARED, Home, Homes, forget_clients
 from tests.support.im import ADMIN, APP, KEY, add_task, dead_letters, get_task, modify_requests
@@ -272,7 +272,7 @@ def test_an_unreachable_store_falls_back_to_the_fallback_rate(emu: Emulator, hom
     name = unreachable(home, monkeypatch)
     # The handler would not send at all without the store (the task order lives there too: -6), so the
     # pacing is run on its own, in a process of its own, with the store's endpoint closed
-    code = ("import json,sys,time; from handler import config; from handler.state import open_pacing; "
+    code = ("import json,sys,time; from handler import config; from handler.state.homes import open_pacing; "
             "from handler.observability import metrics; s = config.load(); "
             "p = open_pacing(s.state_store, 5, 2, 'modify_sched_task')(1400000001); "
             "sent = [p.acquire(time.monotonic() + 30) for _ in range(6)]; metrics.flush_metrics(); "

@@ -24,8 +24,8 @@ from handler import lambda_handler, runtime
 from handler.aws.sqs import unwrap_sns
 from handler.model import FIELD_NAMES as MODEL_FIELDS
 from handler.model import split_payload
+from handler.order.task import TaskOrder
 from handler.state.memory import MemoryStore
-from handler.state.order import TaskOrder
 from tests.support.im import ADMIN, APP, KEY, add_task, dead_letters, modify_requests
 from tests.support.lambda_events import configure, failed_ids, http_event, sns_wrap, sqs_event, sqs_record
 from timpush.context import LocalContext

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from handler import lambda_handler, runtime
 from handler.compat import UTC
 from handler.model import format_issued_at
-from handler.state import Stamp, TaskKey
+from handler.order.key import Stamp, TaskKey
 from tests.support.im import ADMIN, APP, KEY, add_task, dead_letters, get_task, modify_requests
 from tests.support.lambda_events import (
     configure,

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from handler import lambda_handler, runtime
-from handler.state import Stamp, TaskKey
+from handler.order.key import Stamp, TaskKey
+from handler.order.task import TaskOrder
 from handler.state import dynamodb as dynamo_store
 from handler.state.dynamodb import DynamoStore
-from handler.state.order import TaskOrder
 from tests.fakes.moto_dynamodb import MotoDynamo, moto_dynamodb
 from tests.support.im import ADMIN, APP, KEY, add_task, get_task, modify_requests
 from tests.support.lambda_events import configure, failed_ids, ids_by_digest, sqs_event, sqs_record

@@ -12,8 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from handler import config
-from handler.state import LeaseTaken, Stamp, StoreUnavailable, TaskKey, TaskState, open_store, redis_store
-from handler.state.order import TaskOrder
+from handler.order.key import Stamp, TaskKey
+from handler.order.store import LeaseTaken, StoreUnavailable, TaskState
+from handler.order.task import TaskOrder
+from handler.state import redis_store
+from handler.state.homes import open_store
 from tests.fakes.redis_server import free_port, redis_server
 from tests.support.homes import ALL, PASSWORD, SHARED, Home, Homes, forget_clients
 from tests.support.order_history import Change, Delivery, expected, histories, replay

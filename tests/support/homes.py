@@ -13,8 +13,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from handler.state import TaskStore, open_slots, open_store, redis_store
+from handler.order.store import TaskStore
 from handler.state import dynamodb as dynamo_store
+from handler.state import redis_store
+from handler.state.homes import open_slots, open_store
 from handler.state.memory import MemorySlots, MemoryStore
 from handler.state.rate import Slots
 from tests.fakes.moto_dynamodb import MotoDynamo, moto_dynamodb

@@ -112,7 +112,7 @@ def http_event(path: str, body: str | None, method: str = "PATCH") -> dict[str, 
 def ids_by_digest(count: int = 2, prefix: str = "sqs:") -> list[str]:
     """Message ids whose order keys, at one time, rise in the order given: the id decides a tie between two
     changes (DESIGN "Order"), and a test can then choose whether the queue's own order agrees with it."""
-    from handler.state import Stamp
+    from handler.order.key import Stamp
 
     return sorted((str(uuid.uuid4()) for _ in range(count)), key=lambda i: Stamp(0, prefix + i).key)
 

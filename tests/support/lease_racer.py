@@ -8,8 +8,9 @@ import json
 import sys
 import time
 
-from handler.state import Stamp, TaskKey, open_store
-from handler.state.order import TaskBusy, TaskOrder
+from handler.order.key import Stamp, TaskKey
+from handler.order.task import TaskBusy, TaskOrder
+from handler.state.homes import open_store
 
 HOLD = 0.03
 

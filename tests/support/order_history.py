@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-from handler.state import Stamp, TaskKey
-from handler.state.order import TaskOrder
+from handler.order.key import Stamp, TaskKey
+from handler.order.task import TaskOrder
 
 FIELDS = ("SchedAt", "Content")
 

@@ -302,8 +302,8 @@ def test_an_unreadable_issued_at_is_no_issue_time(value: object) -> None:
 def test_the_whole_order_key_travels_from_the_failure_to_the_redriven_message() -> None:
     from dataclasses import replace
 
-    from handler.order_key import carried_issue, issue_of_record
-    from handler.state import Issue
+    from handler.order.key import Issue
+    from handler.order.travel import carried_issue, issue_of_record
 
     when = datetime(2030, 5, 31, 23, 59, 58, 250_000, tzinfo=UTC)
     seq = 18_889_999_999_999_999_999_999_999_999_999_999_999  # 38 digits: more than a double keeps
@@ -321,7 +321,7 @@ def test_the_whole_order_key_travels_from_the_failure_to_the_redriven_message() 
                                         {"IssuedBy": {"stringValue": "sqs:x"}},
                                         {"IssuedAt": {"stringValue": "yesterday"}, "IssuedBy": {"stringValue": "x"}}])
 def test_a_message_without_a_readable_carried_key_carries_none(attributes: dict[str, Any] | None) -> None:
-    from handler.order_key import carried_issue
+    from handler.order.travel import carried_issue
 
     assert carried_issue(attributes) is None
 
@@ -329,6 +329,6 @@ def test_a_message_without_a_readable_carried_key_carries_none(attributes: dict[
 @pytest.mark.parametrize(("value", "read"), [("12", 12), (12, 12), ("-1", 0), (True, 0), ("1" * 41, 0), ("x", 0),
                                              (None, 0), ("9" * 40, 10 ** 40 - 1)])
 def test_a_queue_order_is_read_only_when_it_fits_the_key(value: object, read: int) -> None:
-    from handler.order_key import queue_order
+    from handler.order.travel import queue_order
 
     assert queue_order(value) == read

@@ -7,7 +7,8 @@ import logging
 import pytest
 
 from handler.im.ratelimit import NoSlot
-from handler.state import CALLER_AHEAD, WORKER_AHEAD, StoreUnavailable
+from handler.order.store import StoreUnavailable
+from handler.state import CALLER_AHEAD, WORKER_AHEAD
 from handler.state.memory import MemorySlots
 from handler.state.rate import COOL_DOWN, FleetLimiter
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import pytest
 
 from handler.model import Item
-from handler.ordering import later_fields
-from handler.state import Issue, Stamp, TaskKey
+from handler.order.key import Issue, Stamp, TaskKey
+from handler.order.payload import later_fields
+from handler.order.task import LEASE_WAIT, TaskBusy, TaskOrder
 from handler.state.memory import MemoryStore
-from handler.state.order import LEASE_WAIT, TaskBusy, TaskOrder
 
 TASK = TaskKey(1400000001, 77)
 BOTH = ("SchedAt", "Content")

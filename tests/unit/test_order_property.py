@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 
-from handler.state import Stamp, TaskKey
+from handler.order.key import Stamp, TaskKey
+from handler.order.task import TaskOrder
 from handler.state.memory import MemoryStore
-from handler.state.order import TaskOrder
 from tests.support.order_history import Change, Delivery, expected, histories, replay
 
 TASK = TaskKey(1400000001, 62)

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from handler.model import parse_issued_at
-from handler.state import KEY_WIDTHS, Issue, Stamp
+from handler.order.key import KEY_WIDTHS, Issue, Stamp
 
 ISSUED_AT_ATTRIBUTE = "IssuedAt"  # SQS message attribute: when the change was made
 BY_ATTRIBUTE, SEQ_ATTRIBUTE, POS_ATTRIBUTE = "IssuedBy", "IssuedSeq", "IssuedPos"  # ... and the rest of its key

@@ -14,10 +14,11 @@ import random
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from handler.state import LeaseTaken, Stamp, TaskKey, TaskState, TaskStore
+from handler.order.key import Stamp, TaskKey
+from handler.order.store import LeaseTaken, TaskState, TaskStore
 
 LEASE_WAIT = 1.0  # seconds a modification waits for a busy task before it is retried later
 LEASE_POLL = 0.1  # seconds between tries while waiting (jittered)
@@ -38,6 +39,7 @@ class Claim:
     stamp: Stamp
     kept: tuple[str, ...]
     won: Mapping[str, Stamp] = field(default_factory=dict)  # dropped field -> the change applied to it
+    held: tuple[str, ...] = ()  # dropped because a later entry of the same payload sets it with a greater key
 
     @property
     def leased(self) -> bool:
@@ -53,12 +55,23 @@ class TaskOrder:
         self._monotonic = monotonic
         self._sleep = sleep
 
-    def claim(self, task: TaskKey, fields: Sequence[str], stamp: Stamp, deadline: float) -> Claim:
-        """Take the task and say which ``fields`` are newer; nothing newer means no lease is held.
+    def claim(self, task: TaskKey, fields: Sequence[str], stamp: Stamp, deadline: float,
+              later: frozenset[str] = frozenset()) -> Claim:
+        """The one question the service asks: which of ``fields`` this change may send, holding the task.
 
-        Raises TaskBusy when another modification holds the task past the wait, StoreUnavailable
-        when the store cannot be reached.
+        A field is sent only when no later entry of the same payload sets it with a greater key (``later``,
+        from ``payload.later_fields``: decided without the store) and the store applied nothing newer to it.
+        Nothing to send means no lease is held. Raises TaskBusy when another modification holds the task
+        past the wait, StoreUnavailable when the store cannot be reached.
         """
+        held = tuple(name for name in fields if name in later)
+        fields = [name for name in fields if name not in later]
+        if not fields:
+            return Claim(task, "", stamp, (), held=held)
+        claim = self._claim(task, fields, stamp, deadline)
+        return replace(claim, held=held) if held else claim
+
+    def _claim(self, task: TaskKey, fields: Sequence[str], stamp: Stamp, deadline: float) -> Claim:
         owner = secrets.token_hex(16)  # as unique as a uuid4, without uuid's import of platform at cold start
         until_ms = round((self._clock() + deadline - self._monotonic() + LEASE_MARGIN) * 1000)
         give_up = min(self._monotonic() + LEASE_WAIT, deadline)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from handler.model import ORDERED_FIELDS, Item, parse_issued_at
-from handler.state import Issue, Stamp
+from handler.order.key import Issue, Stamp
 
 
 def later_fields(items: Sequence[Item], issues: Sequence[Issue], only_app: int | None = None) -> list[frozenset[str]]:

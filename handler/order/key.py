@@ -1,0 +1,73 @@
+"""A change's order key (DESIGN "Order"): the task it is for, and where the change stands among the task's changes.
+
+Issue time, then the queue's own order, then the change's id, then position within one payload: ``Stamp.key``
+is that tuple as one fixed-width string, which every home of the state compares bytewise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import cached_property
+
+
+@dataclass(frozen=True)
+class TaskKey:
+    sdkappid: int
+    task_id: int
+
+    @property
+    def pk(self) -> str:
+        return f"task#{self.sdkappid}#{self.task_id}"
+
+
+KEY_WIDTHS = (15, 40, 16, 6)  # issue ms · queue order · id digest · position: fixed widths, digits and hex only
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """A change's order key (DESIGN "Order"): issue time, the queue's own order, the change's id, position.
+
+    ``key`` is the whole key as one fixed-width string of digits and hex that compares bytewise exactly as
+    the tuple ``(issued_ms, seq, id digest, pos)`` does: every home (memory, DynamoDB, Redis) stores and
+    compares that string, so none compares a coarser key than another. The id enters as a digest, so a tie
+    between two different changes ends the same way on every instance; ``by`` itself is kept for people.
+    """
+
+    issued_ms: int
+    by: str = ""  # the change's id: ``sqs:MESSAGE_ID``, ``http:REQUEST_ID``, ...
+    seq: int = 0  # the queue's own order (FIFO SequenceNumber within a message group); 0 when it has none
+    pos: int = 0  # position within one payload; breaks only otherwise equal keys
+
+    @cached_property  # computed once per stamp: a store compares the one it keeps many times
+    def key(self) -> str:
+        return f"{self.issued_ms:015d}.{self.seq:040d}.{_digest(self.by)}.{self.pos:06d}"
+
+    @classmethod
+    def from_key(cls, key: str, by: str = "") -> Stamp:
+        """The stamp a store kept (its key and, beside it, the id as written)."""
+        issued, seq, _digest_part, pos = key.split(".")
+        return cls(int(issued), by, int(seq), int(pos))
+
+
+def _digest(by: str) -> str:
+    return hashlib.blake2b(by.encode(), digest_size=KEY_WIDTHS[2] // 2).hexdigest() if by else "0" * KEY_WIDTHS[2]
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A modification's issue time as its trigger knows it, where it came from, and its place in the queue."""
+
+    at: datetime
+    by: str = ""
+    caller_waiting: bool = False  # someone waits on the answer (HTTP): may reserve further ahead in the budget
+    seq: int = 0  # the queue's own order (FIFO SequenceNumber), 0 when none
+    pos: int = 0  # the position of the payload's first entry: 0, or a redriven entry's own (it travels alone)
+
+    def stamp(self, at: datetime | None = None, pos: int = 0) -> Stamp:
+        return Stamp(round((at or self.at).timestamp() * 1000), self.by, self.seq, pos)
+
+    def entry(self, index: int) -> Issue:
+        """The issue of a payload's entry ``index``: the same change, one position further."""
+        return replace(self, pos=self.pos + index) if index else self
