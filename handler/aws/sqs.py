@@ -20,10 +20,10 @@ from typing import Any
 from handler.compat import UTC
 from handler.deadletter.record import DeadLetterError, Source, issued_at_attribute, record, redrive_count
 from handler.model import Item, split_payload
-from handler.observability import DEAD_LETTERED, RETRY, logger, report_all
+from handler.observability import logger
 from handler.order.key import Issue
 from handler.order.travel import carried_issue, queue_order
-from handler.outcome import Outcome
+from handler.outcome import DEAD_LETTERED, RETRY, Outcome, report_all
 from handler.runtime import Runtime
 from handler.sources import MalformedEvent
 

@@ -23,8 +23,9 @@ from handler.deadletter.cmq import CmqError, CmqQueue, Received
 from handler.deadletter.record import Source, issued_at_of, parse_record, parse_tdmq_target, record, redrives_of
 from handler.im.codes import ErrorClass
 from handler.model import split_payload
-from handler.observability import DEAD_LETTERED, logger, report_all
+from handler.observability import logger
 from handler.order.key import Issue
+from handler.outcome import DEAD_LETTERED, report_all
 from handler.runtime import Runtime
 from handler.sources.maintenance import MARGIN, MAX_PER_RUN, MAX_REDRIVES, RECEIVE_WAIT, report
 

@@ -1,7 +1,17 @@
 """What both platforms' entries share: direct payloads, the HTTP route, the maintenance job's bounds, deadlines.
 
 Each platform's entry and its trigger adapters live in ``handler.aws`` and ``handler.scf``; neither imports the other.
+The adapters here ask for the service and the dead letters (``Runtime``), not for the code that builds them
+(``handler.runtime``, which the entries call once per process).
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from handler.deadletter import DeadLetters
+    from handler.service import Modifier
 
 DEADLINE_MARGIN = 2.0  # seconds kept back to report, dead-letter and return before the platform's timeout
 DEFAULT_BUDGET = 60.0  # when the context cannot say (local runs)
@@ -13,3 +23,13 @@ class MalformedEvent(ValueError):
     Only a hand-made event can be like this (the platforms send whole ones), so the invocation fails loudly
     with one line that says what is missing, rather than a KeyError from deep inside an adapter.
     """
+
+
+class Runtime(Protocol):
+    """What an adapter uses of the process's runtime: the modifier and the dead-letter routes."""
+
+    @property
+    def modifier(self) -> Modifier: ...
+
+    @property
+    def dead_letters(self) -> DeadLetters: ...

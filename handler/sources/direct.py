@@ -12,10 +12,9 @@ from typing import Any
 from handler.compat import UTC
 from handler.deadletter.record import Source, record
 from handler.model import split_payload
-from handler.observability import DEAD_LETTERED, fate_of, report_all
 from handler.order.key import Issue
-from handler.outcome import Outcome
-from handler.runtime import Runtime
+from handler.outcome import DEAD_LETTERED, Outcome, fate_of, report_all
+from handler.sources import Runtime
 
 
 def handle(payload: Any, source: Source, runtime: Runtime, deadline: float) -> dict[str, Any]:

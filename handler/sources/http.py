@@ -15,11 +15,10 @@ from handler.compat import UTC
 from handler.im import codes
 from handler.im.codes import ErrorClass, Origin
 from handler.model import TASK_ID_MAX, Item
-from handler.observability import ANSWERED, fate_of, logger, report
+from handler.observability import logger
 from handler.order.key import Issue
-from handler.outcome import Outcome, Status
-from handler.runtime import Runtime
-from handler.sources import MalformedEvent
+from handler.outcome import ANSWERED, Outcome, Status, fate_of, report
+from handler.sources import MalformedEvent, Runtime
 from handler.sources.routing import Resolver, Response
 
 ROUTE = "/sched-tasks/<taskId>"
