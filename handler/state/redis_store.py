@@ -61,7 +61,11 @@ if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIREAT', KEYS[1], ARGV[4]) 
 return {{0, ARGV[2], unpack(state)}}
 """
 # ARGV: owner, expires_at, then (prefix, key, by) per field: raise each field only where ours is newer
-_RECORD = _NEWER + """
+# An expiry already past is not applied at once (DynamoDB's TTL sweeps some hours later too): the key keeps a day.
+_RECORD = _NEWER + f"""
+local function expire_at(at)
+  redis.call('EXPIREAT', KEYS[1], math.max(tonumber(at), tonumber(redis.call('TIME')[1]) + {LEASE_KEEP}))
+end
 local mine = redis.call('HGET', KEYS[1], 'lease_owner') == ARGV[1]
 for i = 3, #ARGV, 3 do
   local prefix = ARGV[i]
@@ -71,9 +75,9 @@ for i = 3, #ARGV, 3 do
 end
 if mine then
   redis.call('HDEL', KEYS[1], 'lease_owner', 'lease_until')
-  redis.call('EXPIREAT', KEYS[1], ARGV[2])
+  expire_at(ARGV[2])
 elseif redis.call('TTL', KEYS[1]) == -1 then
-  redis.call('EXPIREAT', KEYS[1], ARGV[2])
+  expire_at(ARGV[2])
 end
 """
 _RELEASE = """

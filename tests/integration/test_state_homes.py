@@ -126,6 +126,16 @@ def test_a_tie_is_broken_the_same_way_in_either_order(home: Home) -> None:
     assert store.lease(TASK, "c", FAR, NOW).applied == {"Content": second}
 
 
+def test_a_success_recorded_after_its_lease_ran_out_is_kept_whatever_its_expiry(home: Home) -> None:
+    # the lease ran out and the task's key is gone with it (Redis drops an empty hash); a past expiry must not
+    # take the newly recorded key away at once (DynamoDB's TTL sweeps hours later too)
+    store = home.store()
+    store.lease(TASK, "slow", FAR, NOW)
+    store.release(TASK, "slow")
+    store.record(TASK, "slow", {"SchedAt": Stamp(5_000, "sqs:m1", 7)}, 0)
+    assert store.lease(TASK, "next", FAR, NOW).applied == {"SchedAt": Stamp(5_000, "sqs:m1", 7)}
+
+
 _EXAMPLES = iter(range(10 ** 6))
 
 
