@@ -75,12 +75,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _redrive(emu: Emulator, dead: Path) -> None:
     """Bring back the retryable dead letters now that the server behaves: the way back, shown."""
-    from timpush.cli import main
+    from timpush import redrive  # the command itself, as `timpush redrive` runs it (not through the CLI: no circle)
 
     emu.clear_faults()
     _say(f"\nThe server is healthy again; bringing back the retryable ones:\n"
          f"  timpush redrive --from file:{dead} --to direct --class retryable")
-    main(["redrive", "--from", f"file:{dead}", "--to", "direct", "--class", "retryable"])
+    parser = argparse.ArgumentParser(prog="timpush redrive")
+    redrive.add_arguments(parser)
+    redrive.run(parser.parse_args(["--from", f"file:{dead}", "--to", "direct", "--class", "retryable"]))
     left = _lines(dead)
     _say(f"{len(left)} dead letter(s) left in {dead}: the permanent failures, for a person to look at.")
 
