@@ -12,7 +12,8 @@ What counts (so that two people measuring get the same numbers):
   and under ``if TYPE_CHECKING:`` too. ``from a.b import c`` names the module ``a/b/c.py`` (or the package
   ``a/b/c/``) when there is one, else ``a/b.py`` or ``a/b/__init__.py``, as Python would find it; the parent
   packages Python runs on the way are not counted as imports;
-- a circle is a set of modules that reach each other through imports (a strongly connected component);
+- a circle is a set of modules that reach each other through imports (a strongly connected component
+  of more than one module);
 - a function is every ``def`` and ``async def``, methods and nested ones included, from its ``def`` line to
   its last line (decorators not counted); p90 is the length that 90% of the functions do not exceed;
 - a room of a package is a top-level module (``__init__`` too) or a subpackage; floors are the rooms on the
@@ -139,47 +140,27 @@ def _functions(module: Module) -> list[Function]:
 
 
 def _components(graph: dict[str, set[str]]) -> list[set[str]]:
-    """Tarjan's strongly connected components, iteratively (no recursion limit to meet)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
+    """The strongly connected components: each node with those it reaches and that reach it back."""
+    reach = {node: _reachable(graph, node) for node in graph}
     found: list[set[str]] = []
-    for start in sorted(graph):
-        if start in index:
-            continue
-        work = [(start, iter(sorted(graph[start])))]
-        index[start] = low[start] = len(index)
-        stack.append(start)
-        on_stack.add(start)
-        while work:
-            node, children = work[-1]
-            child = next((c for c in children if c in graph), None)
-            if child is not None:
-                if child not in index:
-                    index[child] = low[child] = len(index)
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(sorted(graph[child]))))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                found.append(_pop_component(stack, on_stack, node))
+    seen: set[str] = set()
+    for node in sorted(graph):
+        if node not in seen:
+            component = {node} | {other for other in reach[node] if node in reach[other]}
+            seen |= component
+            found.append(component)
     return found
 
 
-def _pop_component(stack: list[str], on_stack: set[str], root: str) -> set[str]:
-    component = set()
-    while True:
-        member = stack.pop()
-        on_stack.discard(member)
-        component.add(member)
-        if member == root:
-            return component
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    found: set[str] = set()
+    todo = [start]
+    while todo:
+        for child in graph.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
 
 
 def _rooms(modules: list[Module], package: str) -> dict[str, str]:
@@ -226,12 +207,17 @@ def report(house: House, package: str) -> list[str]:
              f"max {longest.lines} ({longest.where})",
              "  largest modules: " + ", ".join(f"{m.path.as_posix()} {m.lines}" for m in largest),
              *_over(functions, modules)]
+    return lines + _structure(house, package)
+
+
+def _structure(house: House, package: str) -> list[str]:
+    """The circles, and for handler/ its rooms and floors."""
     circles = house.circles(package)
-    lines.append(f"  circles: {len(circles)}")
-    lines += [f"    {len(c)} modules: " + "; ".join(house.ties(c)) for c in circles]
+    lines = [f"  circles: {len(circles)}", *(f"    {len(c)} modules: " + "; ".join(house.ties(c)) for c in circles)]
     if package == "handler":
         floors, chain = house.floors(package)
-        lines.append(f"  rooms: {len(set(_rooms(modules, package).values()))}, floors: {floors} ({' -> '.join(chain)})")
+        rooms = len(set(_rooms(house.of(package), package).values()))
+        lines.append(f"  rooms: {rooms}, floors: {floors} ({' -> '.join(chain)})")
     return lines
 
 
