@@ -101,21 +101,32 @@ def build(out: Path, arch: str | None = None, with_pyc: bool = True, *, root: Pa
     out = out if out.is_absolute() else root / out
     with tempfile.TemporaryDirectory(prefix="timpush-bundle-") as tmp:
         stage = Path(tmp) / "task"
-        install_dependencies(stage, arch, [*runtime_requirements(root), *target.extra_requirements], target.version)
-        copy_package(root / "handler", stage / "handler")
-        for name, text in target.entry_files:
-            (stage / name).write_text(text, encoding="utf-8")
-        prune(stage, arch, target.tag)
-        python = find_python(target.python) if with_pyc else None
-        if with_pyc and python is None:
-            _warn(f"no Python {target.version} found (python{target.version}, pyenv, "
-                  f"TIMPUSH_PYTHON{target.tag[-3:]}): shipping sources only; "
-                  "every cold start will compile the dependencies in memory")
-        if python is not None:
-            precompile(stage, python, target.code_root)
+        _stage(stage, target, arch, root, with_pyc)
         check_size(stage, target.unzipped_limit)
         write_zip(stage, out)
     return out
+
+
+def _stage(stage: Path, target: Platform, arch: str, root: Path, with_pyc: bool) -> None:
+    """What the artifact holds: the dependencies, the handler, the entry files; compiled when asked."""
+    install_dependencies(stage, arch, [*runtime_requirements(root), *target.extra_requirements], target.version)
+    copy_package(root / "handler", stage / "handler")
+    for name, text in target.entry_files:
+        (stage / name).write_text(text, encoding="utf-8")
+    prune(stage, arch, target.tag)
+    python = _python_for(target) if with_pyc else None
+    if python is not None:
+        precompile(stage, python, target.code_root)
+
+
+def _python_for(target: Platform) -> str | None:
+    """The target's Python to compile with, or None after a warning: the artifact then ships sources only."""
+    python = find_python(target.python)
+    if python is None:
+        _warn(f"no Python {target.version} found (python{target.version}, pyenv, "
+              f"TIMPUSH_PYTHON{target.tag[-3:]}): shipping sources only; "
+              "every cold start will compile the dependencies in memory")
+    return python
 
 
 def runtime_requirements(root: Path) -> list[str]:
@@ -303,8 +314,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Exit status: 0 built, 1 the build failed (pip, compiling, size, writing), 2 a bad argument."""
     out = args.out.resolve() if args.out is not None else ROOT / PLATFORMS[args.platform].out  # given: from the cwd
-    problem = _out_problem(out)  # checked before minutes of pip
-    if problem:
+    if problem := _out_problem(out):  # checked before minutes of pip
         print(f"timpush bundle: --out {args.out}: {problem}", file=sys.stderr)
         return 2
     try:
@@ -315,12 +325,16 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"timpush bundle: {out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    _print_built(path)
+    return 0
+
+
+def _print_built(path: Path) -> None:
     with zipfile.ZipFile(path) as archive:
         unzipped = sum(info.file_size for info in archive.infolist())
         count = len(archive.infolist())
     zipped = path.stat().st_size
     print(f"{path}: {zipped / 1e6:.1f} MB zipped, {unzipped / 1e6:.1f} MB unzipped, {count} files")
-    return 0
 
 
 def _out_problem(out: Path) -> str | None:

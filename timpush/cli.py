@@ -138,11 +138,22 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     from timpush import helptext
-    from timpush.tasks import positive_int
 
     parser = argparse.ArgumentParser(prog="timpush", description=__doc__)
     helptext.describe(parser, helptext.TOP)
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_invoke, _add_usersig, _add_demo):
+        add(sub)
+    for name, (module_name, text) in _PLUGINS.items():
+        plugin = sub.add_parser(name, help=text, description=text)
+        module = importlib.import_module(module_name)
+        module.add_arguments(plugin)
+        plugin.set_defaults(func=module.run)
+    return parser
+
+
+def _add_invoke(sub: Any) -> None:
+    from timpush import helptext
 
     invoke = sub.add_parser("invoke", help="run handler.lambda_handler (or handler.main_handler with --platform "
                                            "scf) on an event file (or - for stdin)")
@@ -154,6 +165,11 @@ def _parser() -> argparse.ArgumentParser:
     invoke.set_defaults(func=_invoke)
     helptext.describe(invoke, helptext.INVOKE)
 
+
+def _add_usersig(sub: Any) -> None:
+    from timpush import helptext
+    from timpush.tasks import positive_int
+
     usersig = sub.add_parser("usersig", help="print an admin UserSig (key from IM_SECRET_KEY or stdin)")
     usersig.add_argument("--sdkappid", type=positive_int, help="default IM_SDKAPPID")
     usersig.add_argument("--identifier", help="default IM_ADMIN or administrator")
@@ -162,18 +178,15 @@ def _parser() -> argparse.ArgumentParser:
     usersig.set_defaults(func=_usersig)
     helptext.describe(usersig, helptext.USERSIG)
 
+
+def _add_demo(sub: Any) -> None:
+    from timpush import helptext
+
     demo = sub.add_parser("demo", help="run the whole flow locally: emulator, handler, dead letters")
     demo.add_argument("--dead-letters", default="demo-dead-letters.jsonl", help="file the demo dead-letters to")
     demo.add_argument("--verbose", action="store_true", help="also show the handler's JSON log lines (stderr)")
     demo.set_defaults(func=_demo)
     helptext.describe(demo, helptext.DEMO)
-
-    for name, (module_name, text) in _PLUGINS.items():
-        plugin = sub.add_parser(name, help=text, description=text)
-        module = importlib.import_module(module_name)
-        module.add_arguments(plugin)
-        plugin.set_defaults(func=module.run)
-    return parser
 
 
 def _log_level_problem() -> str | None:

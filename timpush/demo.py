@@ -19,7 +19,7 @@ import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -57,30 +57,36 @@ def run(args: argparse.Namespace) -> int:
     _quiet(args.verbose)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     with Emulator(settings) as emu:
-        _configure(emu.url, key, dead)
-        _say(f"IM emulator listening on {emu.url} (SDKAppID {APP}, admin {ADMIN})")
-        create_tasks(emu, _say)
-        _trace_one(emu)
-        _late_one(emu)
-        rows = [_run_event(emu, path) for path in _samples(EVENTS)]
-        _print_events(rows)
-        _print_events(_scf_leg(emu), "\nSamples from events/scf/ through handler.main_handler (Tencent SCF):")
-        _print_tasks(emu, key)
-        _print_retries(emu)
-        _print_dead_letters(dead)
-        _redrive(emu, dead)
-        demo_apps.show(emu, dead, _say)
+        _tour(emu, key, dead)
     return 0
+
+
+def _tour(emu: Emulator, key: str, dead: Path) -> None:
+    """The demo's stops, in order, on the running emulator."""
+    _configure(emu.url, key, dead)
+    _say(f"IM emulator listening on {emu.url} (SDKAppID {APP}, admin {ADMIN})")
+    create_tasks(emu, _say)
+    _trace_one(emu)
+    _late_one(emu)
+    _print_events([_run_event(emu, path) for path in _samples(EVENTS)])
+    _print_events(_scf_leg(emu), "\nSamples from events/scf/ through handler.main_handler (Tencent SCF):")
+    _print_tasks(emu, key)
+    _print_retries(emu)
+    _print_dead_letters(dead)
+    _redrive(emu, dead)
+    demo_apps.show(emu, dead, _say)
 
 
 def _redrive(emu: Emulator, dead: Path) -> None:
     """Bring back the retryable dead letters now that the server behaves: the way back, shown."""
-    from timpush.cli import main
+    from timpush import redrive  # the command itself, as `timpush redrive` runs it (not through the CLI: no circle)
 
     emu.clear_faults()
     _say(f"\nThe server is healthy again; bringing back the retryable ones:\n"
          f"  timpush redrive --from file:{dead} --to direct --class retryable")
-    main(["redrive", "--from", f"file:{dead}", "--to", "direct", "--class", "retryable"])
+    parser = argparse.ArgumentParser(prog="timpush redrive")
+    redrive.add_arguments(parser)
+    redrive.run(parser.parse_args(["--from", f"file:{dead}", "--to", "direct", "--class", "retryable"]))
     left = _lines(dead)
     _say(f"{len(left)} dead letter(s) left in {dead}: the permanent failures, for a person to look at.")
 
@@ -125,24 +131,37 @@ def create_tasks(emu: Emulator, say: Callable[[str], None] = print) -> None:
 def _trace_one(emu: Emulator) -> None:
     """One queue message with the handler's debug lines, told as steps (the server fails it once)."""
     from handler import lambda_handler
-    from handler.observability import logger
 
     event = json.loads((EVENTS / "sqs-standard.json").read_text(encoding="utf-8"))
     event["Records"] = event["Records"][:1]
     emu.add_faults([Fault(kind="internal_error", count=1, api="modify")])
+    try:
+        with _debug_lines() as lines, contextlib.redirect_stdout(io.StringIO()):
+            result = lambda_handler(event, LocalContext(timeout_seconds=30))
+    finally:
+        emu.clear_faults()
+    _say("One queue message, step by step (events/sqs-standard.json, its first record; the server fails once):")
+    _tell_steps(lines.getvalue().splitlines(), result)
+
+
+@contextlib.contextmanager
+def _debug_lines() -> Iterator[io.StringIO]:
+    """The handler's log lines, DEBUG and up, into a buffer for the block; its level and stream restored."""
+    from handler.observability import logger
+
     lines, level = io.StringIO(), logger.log_level
     output = cast(logging.StreamHandler, logger.registered_handler)  # type: ignore[type-arg]
     stream = output.setStream(lines)
     logger.setLevel("DEBUG")
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            result = lambda_handler(event, LocalContext(timeout_seconds=30))
+        yield lines
     finally:
         output.setStream(stream)
         logger.setLevel(level)
-        emu.clear_faults()
-    _say("One queue message, step by step (events/sqs-standard.json, its first record; the server fails once):")
-    for step in (_step(json.loads(line)) for line in lines.getvalue().splitlines() if line.startswith("{")):
+
+
+def _tell_steps(lines: list[str], result: Any) -> None:
+    for step in (_step(json.loads(line)) for line in lines if line.startswith("{")):
         if step:
             _say(f"  {step}")
     _say(f"  answer to SQS: {json.dumps(result)}\n")
@@ -150,21 +169,8 @@ def _trace_one(emu: Emulator) -> None:
 
 def _late_one(emu: Emulator) -> None:
     """An operator's change over HTTP, then an older queue message that arrives late: superseded, not sent."""
-    from handler import lambda_handler
-
     task = FIRST_TASK_ID + len(TASKS) - 1
-    http = as_of_now(json.loads((EVENTS / "http-api-v2.json").read_text(encoding="utf-8")))
-    http["rawPath"] = http["requestContext"]["http"]["path"] = f"/sched-tasks/{task}"
-    http["pathParameters"] = {"taskId": str(task)}
-    http["body"] = json.dumps({"Type": "All", "SchedAt": "2031-09-09 09:00:00"})
-    late = as_of_now(json.loads((EVENTS / "sqs-standard.json").read_text(encoding="utf-8")), ago=300)
-    late["Records"] = late["Records"][:1]
-    late["Records"][0]["body"] = json.dumps({"TaskID": task, "Type": "All", "SchedAt": "2031-01-01 08:00:00"})
-    with contextlib.redirect_stdout(io.StringIO()):
-        answer = lambda_handler(http, LocalContext(timeout_seconds=30))
-        sent_before = len(emu.requests())
-        result = lambda_handler(late, LocalContext(timeout_seconds=30))
-    sent = len(emu.requests()) - sent_before
+    answer, sent, result = _patch_then_late(emu, *_late_events(task))
     kept = next(t["SchedAt"] for t in emu.tasks() if t["TaskID"] == task)
     _say(f"A late modification (task {task}):")
     _say(f"  an operator's PATCH now          HTTP {answer['statusCode']}: SchedAt 2031-09-09 09:00:00")
@@ -173,6 +179,29 @@ def _late_one(emu: Emulator) -> None:
     _say(f"  the task keeps SchedAt {kept}: the late one was superseded (log line 'modification superseded by a "
          "newer change', metric ModificationsSuperseded, code -7)")
     _tie(emu, task)
+
+
+def _late_events(task: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An operator's PATCH of the task now, and a queue message for it sent 5 minutes ago."""
+    http = as_of_now(json.loads((EVENTS / "http-api-v2.json").read_text(encoding="utf-8")))
+    http["rawPath"] = http["requestContext"]["http"]["path"] = f"/sched-tasks/{task}"
+    http["pathParameters"] = {"taskId": str(task)}
+    http["body"] = json.dumps({"Type": "All", "SchedAt": "2031-09-09 09:00:00"})
+    late = as_of_now(json.loads((EVENTS / "sqs-standard.json").read_text(encoding="utf-8")), ago=300)
+    late["Records"] = late["Records"][:1]
+    late["Records"][0]["body"] = json.dumps({"TaskID": task, "Type": "All", "SchedAt": "2031-01-01 08:00:00"})
+    return http, late
+
+
+def _patch_then_late(emu: Emulator, http: dict[str, Any], late: dict[str, Any]) -> tuple[Any, int, Any]:
+    """The PATCH's answer, how many requests the late message then sent, and the answer to SQS."""
+    from handler import lambda_handler
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        answer = lambda_handler(http, LocalContext(timeout_seconds=30))
+        sent_before = len(emu.requests())
+        result = lambda_handler(late, LocalContext(timeout_seconds=30))
+    return answer, len(emu.requests()) - sent_before, result
 
 
 def _tie(emu: Emulator, task: int) -> None:

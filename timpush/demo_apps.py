@@ -33,27 +33,32 @@ def show(first: Emulator, dead: Path, say: Callable[[str], None]) -> None:
     with Emulator(settings) as second:
         task = _add_task(second, key)
         _configure(first, second, key)
-        # The rebuilt handler's pacer starts empty, but the first app's server still counts the demo's last
-        # second of requests: let that window pass, or its first request may meet a real 60007.
-        time.sleep(1.05)
-        app = first.settings.sdkappid
-        say(f"\nTwo IM apps in one deployment (IM_APPS): app {app} on {first.url}, app {SECOND_APP} "
-            f"(admin {SECOND_ADMIN}, its own key) on {second.url}")
-        say(f"  app {SECOND_APP}'s server will answer 60007 (rate limited) twice")
-        second.add_faults([Fault(kind="rate_limit", count=2, api="modify")])
-        first.clear_requests()
-        payload = [{"Sdkappid": app, "TaskID": first.settings.first_task_id or 0, "Type": "All",
-                    "SchedAt": "2031-08-01 09:00:00"},
-                   {"Sdkappid": SECOND_APP, "TaskID": task, "Type": "All", "SchedAt": "2031-08-01 09:30:00"},
-                   {"Sdkappid": UNKNOWN_APP, "TaskID": task, "Type": "All", "SchedAt": "2031-08-01 10:00:00"}]
-        say(f"  one direct payload: {json.dumps(payload)}")
-        result = _invoke(payload)
-        for row in result["results"]:
-            info = f" {row['ErrorInfo']}" if row["ErrorInfo"] else ""
-            say(f"  TaskID {row['TaskID']}: {row['outcome']} (ErrorCode {row['ErrorCode']}){info}")
-        say(f"  app {app}'s server saw {_codes(first)}; app {SECOND_APP}'s saw {_codes(second)}: "
-            "each app paced, signed and retried on its own")
+        _introduce(first, second, say)
+        _send_both(first, task, say)
+        say(f"  app {first.settings.sdkappid}'s server saw {_codes(first)}; app {SECOND_APP}'s saw "
+            f"{_codes(second)}: each app paced, signed and retried on its own")
     say(f"  the unknown app's modification is in {dead} like any invalid input")
+
+
+def _introduce(first: Emulator, second: Emulator, say: Callable[[str], None]) -> None:
+    """Name the two apps, and arm the second app's server to refuse twice."""
+    say(f"\nTwo IM apps in one deployment (IM_APPS): app {first.settings.sdkappid} on {first.url}, app "
+        f"{SECOND_APP} (admin {SECOND_ADMIN}, its own key) on {second.url}")
+    say(f"  app {SECOND_APP}'s server will answer 60007 (rate limited) twice")
+    second.add_faults([Fault(kind="rate_limit", count=2, api="modify")])
+    first.clear_requests()
+
+
+def _send_both(first: Emulator, task: int, say: Callable[[str], None]) -> None:
+    """One direct payload for the first app, the second and an unknown one; each row's outcome."""
+    payload = [{"Sdkappid": first.settings.sdkappid, "TaskID": first.settings.first_task_id or 0, "Type": "All",
+                "SchedAt": "2031-08-01 09:00:00"},
+               {"Sdkappid": SECOND_APP, "TaskID": task, "Type": "All", "SchedAt": "2031-08-01 09:30:00"},
+               {"Sdkappid": UNKNOWN_APP, "TaskID": task, "Type": "All", "SchedAt": "2031-08-01 10:00:00"}]
+    say(f"  one direct payload: {json.dumps(payload)}")
+    for row in _invoke(payload)["results"]:
+        info = f" {row['ErrorInfo']}" if row["ErrorInfo"] else ""
+        say(f"  TaskID {row['TaskID']}: {row['outcome']} (ErrorCode {row['ErrorCode']}){info}")
 
 
 def _add_task(emu: Emulator, key: str) -> int:
@@ -74,6 +79,9 @@ def _configure(first: Emulator, second: Emulator, key: str) -> None:
     from handler import runtime
 
     runtime.reset()
+    # The rebuilt handler's pacer starts empty, but the first app's server still counts the demo's last
+    # second of requests: let that window pass, or its first request may meet a real 60007.
+    time.sleep(1.05)
 
 
 def _invoke(payload: object) -> Any:

@@ -71,24 +71,36 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obje
 
     Text columns (class, title, type, state) are left-aligned, the others (codes, counts, times) right-aligned.
     """
-    left = {"class", "title", "type", "state"}
     try:
         from rich.console import Console
         from rich.table import Table
     except ImportError:
-        widths = [max(len(str(x)) for x in (name, *(row[i] for row in rows))) for i, name in enumerate(columns)]
-        for row in (columns, *rows):
-            print("  ".join(str(x).ljust(w) if name in left else str(x).rjust(w)
-                            for x, w, name in zip(row, widths, columns, strict=True)).rstrip())
+        _print_plain(columns, rows)
         return
     table = Table(title=title)
-    for name in columns:
-        # codes, counts, states and times stay on one line; titles wrap when the terminal is narrow
-        table.add_column(name, justify="left" if name in left else "right", no_wrap=name != "title")
-    for i, row in enumerate(rows):
-        table.add_row(*(str(x) for x in row), style="bold" if i == len(rows) - 1 and row[0] == "total" else None)
+    _fill(table, columns, rows)
     # a pipe has no width: wide enough for a task table, so a script never sees a cut column
     Console(soft_wrap=True, width=None if sys.stdout.isatty() else PIPE_WIDTH).print(table)
+
+
+_LEFT = {"class", "title", "type", "state"}  # the text columns
+
+
+def _fill(table: Any, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """The rich table's columns and rows."""
+    for name in columns:
+        # codes, counts, states and times stay on one line; titles wrap when the terminal is narrow
+        table.add_column(name, justify="left" if name in _LEFT else "right", no_wrap=name != "title")
+    for i, row in enumerate(rows):
+        table.add_row(*(str(x) for x in row), style="bold" if i == len(rows) - 1 and row[0] == "total" else None)
+
+
+def _print_plain(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Without rich: aligned plain text."""
+    widths = [max(len(str(x)) for x in (name, *(row[i] for row in rows))) for i, name in enumerate(columns)]
+    for row in (columns, *rows):
+        print("  ".join(str(x).ljust(w) if name in _LEFT else str(x).rjust(w)
+                        for x, w, name in zip(row, widths, columns, strict=True)).rstrip())
 
 
 class Progress:

@@ -211,25 +211,38 @@ def run(args: argparse.Namespace) -> int:
     """Exit status: see HELP."""
     now = datetime.now(UTC)
     try:
-        kind = _target_kind(args.target)
-        runtime = handler_runtime("--to direct") if kind == "direct" else None
-        apps, unchecked = apps_to_check(runtime)
-        rows = [row for row in sendrows.read(args.source, apps=apps, now=now) if row.line >= args.start_line]
+        runtime, rows = _read(args, now)
     except (Usage, InputError) as exc:
         print(f"timpush send: {exc}", file=sys.stderr)
         return 2
-    if unchecked:
-        print(f"timpush send: note: {unchecked}", file=sys.stderr)
     name = sendrows.display_name(args.source)
-    invalid = [row for row in rows if not row.valid]
-    valid = [row for row in rows if row.valid]
-    for row in invalid:
-        print(f"{name}:{row.line}: {'skipped' if args.skip_invalid else 'invalid'}: {row.problem}", file=sys.stderr)
+    valid, invalid = _sort_out(rows, name, args.skip_invalid)
     if args.dry_run or not valid or (invalid and not args.skip_invalid):
         return _without_sending(args, valid, invalid)
-    target: Target = (DirectTarget(runtime, name, args.verbose) if runtime is not None
-                      else QueueTarget(args.target[4:], now, args.dedup_id))
-    return _send(args, Sending(valid, target, name), invalid)
+    return _send(args, Sending(valid, _target(args, runtime, name, now), name), invalid)
+
+
+def _target(args: argparse.Namespace, runtime: Runtime | None, name: str, now: datetime) -> Target:
+    return (DirectTarget(runtime, name, args.verbose) if runtime is not None
+            else QueueTarget(args.target[4:], now, args.dedup_id))
+
+
+def _read(args: argparse.Namespace, now: datetime) -> tuple[Runtime | None, list[Row]]:
+    """The runtime (--to direct) and the rows from --start-line on; a note when some apps go unchecked."""
+    runtime = handler_runtime("--to direct") if _target_kind(args.target) == "direct" else None
+    apps, unchecked = apps_to_check(runtime)
+    rows = [row for row in sendrows.read(args.source, apps=apps, now=now) if row.line >= args.start_line]
+    if unchecked:
+        print(f"timpush send: note: {unchecked}", file=sys.stderr)
+    return runtime, rows
+
+
+def _sort_out(rows: list[Row], name: str, skip_invalid: bool) -> tuple[list[Row], list[Row]]:
+    """The valid rows and the invalid ones, each invalid one named on stderr."""
+    invalid = [row for row in rows if not row.valid]
+    for row in invalid:
+        print(f"{name}:{row.line}: {'skipped' if skip_invalid else 'invalid'}: {row.problem}", file=sys.stderr)
+    return [row for row in rows if row.valid], invalid
 
 
 def _without_sending(args: argparse.Namespace, valid: list[Row], invalid: list[Row]) -> int:

@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="serve another app besides --sdkappid, with its own key; repeatable")
     parser.add_argument("--admin", action="append", help=f"an App admin, repeatable (default {DEFAULT_ADMIN})")
     parser.add_argument("--seed", type=int, default=0, help="seed of task IDs, MsgRandom and fault dice")
+    _add_behaviour(parser)
+
+
+def _add_behaviour(parser: argparse.ArgumentParser) -> None:
+    """How the emulated server behaves: pace, dispatch, Content, the past, sample tasks, faults."""
     parser.add_argument("--rate-limit", type=int, default=5, help="requests/second per API, 0 = off")
     parser.add_argument("--dispatch-seconds", type=float, default=5.0, help="time a task spends dispatching")
     parser.add_argument("--content-mode", choices=CONTENT_MODES, default="merge", help="how modify applies Content")
@@ -42,14 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample-tasks", action="store_true",
                         help="start with the five tasks the samples in events/ name (1234567890 on; the fourth "
                              "already dispatched), so `timpush invoke events/NAME.json` works against it")
-    parser.add_argument(
-        "--fault",
-        action="append",
-        type=_fault,
-        default=[],
-        metavar="KIND[:count=N][:probability=P][:api=A][:code=C][:delay=S]",
-        help=f"inject a fault, repeatable; KIND is one of {', '.join(KINDS)}",
-    )
+    parser.add_argument("--fault", action="append", type=_fault, default=[],
+                        metavar="KIND[:count=N][:probability=P][:api=A][:code=C][:delay=S]",
+                        help=f"inject a fault, repeatable; KIND is one of {', '.join(KINDS)}")
 
 
 def _port(text: str) -> int:
