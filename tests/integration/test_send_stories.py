@@ -188,21 +188,27 @@ def test_4_an_unreachable_endpoint_is_retried_briefly_then_stops(
 # --- 8. Ctrl-C: exact counts, a batch in flight counted by what SQS answered --------------------------------
 
 
-def test_8_ctrl_c_during_a_batch_counts_it_by_what_sqs_answered(
-    aws_queue: tuple[MotoSqs, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str]
-) -> None:
-    sqs, work = aws_queue
+def ctrl_c_at_the_second_batch(monkeypatch: pytest.MonkeyPatch, times: int = 1) -> None:
+    """Ctrl-C (``times`` over) when the second SQS batch call is made; the call itself then goes on."""
     real = deadletter_sqs.Queue.send
     calls: list[int] = []
 
     def send(self: deadletter_sqs.Queue, messages: Any) -> set[int]:
         calls.append(len(messages))
-        if len(calls) == 2:  # Ctrl-C while the second batch is on its way
-            os.kill(os.getpid(), signal.SIGINT)
+        if len(calls) == 2:
+            for _ in range(times):
+                os.kill(os.getpid(), signal.SIGINT)
         return real(self, messages)
 
     monkeypatch.setattr(deadletter_sqs.Queue, "send", send)
+
+
+def test_8_ctrl_c_during_a_batch_counts_it_by_what_sqs_answered(
+    aws_queue: tuple[MotoSqs, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqs, work = aws_queue
+    ctrl_c_at_the_second_batch(monkeypatch)  # while it is on its way
     path = _numbered(tmp_path, 37)
     assert main(["send", "--from", str(path), "--to", f"sqs:{work}"]) == 130
     out, err = capsys.readouterr()
@@ -216,17 +222,7 @@ def test_8_a_second_ctrl_c_stops_at_once_and_says_the_batch_in_flight_is_uncerta
     capsys: pytest.CaptureFixture[str]
 ) -> None:
     sqs, work = aws_queue
-    real = deadletter_sqs.Queue.send
-    calls: list[int] = []
-
-    def send(self: deadletter_sqs.Queue, messages: Any) -> set[int]:
-        calls.append(len(messages))
-        if len(calls) == 2:  # Ctrl-C twice before the second batch leaves
-            os.kill(os.getpid(), signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGINT)
-        return real(self, messages)
-
-    monkeypatch.setattr(deadletter_sqs.Queue, "send", send)
+    ctrl_c_at_the_second_batch(monkeypatch, times=2)  # twice, before it leaves
     assert main(["send", "--from", str(_numbered(tmp_path, 37)), "--to", f"sqs:{work}"]) == 130
     out, err = capsys.readouterr()
     assert _task_ids(sqs, work) == list(range(3000, 3010))

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,7 +21,7 @@ from handler.state import dynamodb as dynamo_store
 from handler.state.dynamodb import DynamoStore
 from tests.fakes.moto_dynamodb import MotoDynamo, moto_dynamodb
 from tests.support.im import ADMIN, APP, KEY, add_task, get_task, modify_requests
-from tests.support.lambda_events import configure, failed_ids, ids_by_digest, sqs_event, sqs_record
+from tests.support.lambda_events import configure, failed_ids, ids_by_digest, invoke_elsewhere, sqs_event, sqs_record
 from tests.support.order_history import Change, Delivery, expected, histories, replay
 from timpush.context import LocalContext
 from timpush.emulator import Emulator, EmulatorSettings
@@ -58,16 +57,6 @@ def emu(table: MotoDynamo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
                                 "IM_MAX_ATTEMPTS": "1", **table.env})
         yield running
     runtime.reset()
-
-
-def invoke_elsewhere(event: Any, tmp_path: Path) -> Any:
-    """``timpush invoke`` in a process of its own: another instance of the fleet."""
-    path = tmp_path / "event.json"
-    path.write_text(json.dumps(event), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "timpush.cli", "invoke", str(path)], cwd=ROOT, env=dict(os.environ),
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout)
 
 
 def test_a_redrive_to_direct_keeps_each_change_in_its_place_in_a_tie(emu: Emulator, tmp_path: Path) -> None:

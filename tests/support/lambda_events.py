@@ -8,15 +8,21 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from handler import runtime
 from timpush.demo import EVENTS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:timpush-modifier-dev-work"
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:timpush-modifications"
@@ -124,3 +130,13 @@ def fifo_record(body: str, sent: int, sequence: int, message_id: str | None = No
     record["attributes"].update({"MessageGroupId": group, "SequenceNumber": str(sequence),
                                  "MessageDeduplicationId": hashlib.sha256(body.encode()).hexdigest()})
     return record
+
+
+def invoke_elsewhere(event: Any, tmp_path: Path) -> Any:
+    """``timpush invoke`` in a process of its own: another instance of the fleet."""
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "timpush.cli", "invoke", str(path)], cwd=ROOT, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
