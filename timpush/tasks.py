@@ -26,7 +26,7 @@ from handler.im.usersig import Identity
 from handler.secrets import SecretUnavailable
 from handler.service import RATE_LIMIT_PAUSE, backoff
 from handler.state.homes import open_pacing
-from timpush.redrive import print_table
+from timpush.outcomes import print_table
 
 GET, LIST = "get_sched_task", "list_sched_task"
 PAGE = 50  # Want per list_sched_task call

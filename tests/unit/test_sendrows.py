@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from timpush.sendrows import InputError, Refused, parse_csv, read
+from timpush.send.rows import InputError, Refused, parse_csv, read
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 LATER = "2031-06-15 14:00:00"

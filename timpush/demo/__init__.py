@@ -25,14 +25,14 @@ from typing import Any, cast
 
 from handler.im import client
 from handler.im.usersig import generate
-from timpush import demo_apps
 from timpush.context import LocalContext, scf_context
+from timpush.demo import apps as demo_apps
 from timpush.emulator import Emulator, EmulatorSettings, Fault
 from timpush.emulator.settings import SAMPLE_FIRST_TASK_ID
 
 APP = 1400000001
 ADMIN = "administrator"
-EVENTS = Path(__file__).resolve().parent.parent / "events"
+EVENTS = Path(__file__).resolve().parents[2] / "events"
 FIRST_TASK_ID = SAMPLE_FIRST_TASK_ID  # the samples in events/ name these tasks
 TASKS: list[tuple[str, dict[str, Any]]] = [
     ("All", {"OfflinePushInfo": {"Title": "Spring sale", "Desc": "Everything 20% off"}}),

@@ -18,7 +18,7 @@ from typing import Any
 from handler.config import ConfigError
 from handler.deadletter.cmq import CmqError, CmqQueue, Received
 from handler.deadletter.record import parse_record, parse_tdmq_target
-from timpush.redrive_sources import BATCH, RECEIVE_WAIT, Letter
+from timpush.redrive.sources import BATCH, RECEIVE_WAIT, Letter
 from timpush.runctl import Usage
 
 CALL_BUDGET = 30.0  # seconds one call may spend backing off from throttled answers

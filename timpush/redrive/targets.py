@@ -16,7 +16,7 @@ from handler.compat import UTC
 from handler.deadletter.record import DeadLetterError, Source, record, redrives_of
 from handler.order.travel import issue_of_record
 from timpush.outcomes import FAILED, NOT_SENT, SUCCEEDED, SUPERSEDED
-from timpush.redrive_sources import BATCH
+from timpush.redrive.sources import BATCH
 from timpush.runctl import DIRECT_BUDGET, send_batch
 
 if TYPE_CHECKING:

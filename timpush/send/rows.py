@@ -4,7 +4,7 @@ A CSV header names its columns (``COLUMNS``; ``REQUIRED`` must be there); ``Titl
 ``Content.OfflinePushInfo`` and ``Content`` is JSON. The CSV is parsed strictly: an unclosed or stray
 quote, or a row with more or fewer cells than the header, refuses the whole file (a quote that never
 closes would otherwise swallow every following row into one cell). JSON may be JSON Lines, an array,
-pretty-printed, or ``{"modifications": [...]}`` (``timpush.sendjson``). Either may start with a UTF-8
+pretty-printed, or ``{"modifications": [...]}`` (``timpush.send.jsonl``). Either may start with a UTF-8
 BOM. Whatever is wrong with the input as a whole (empty, not UTF-8, damaged, a missing or unknown
 column) is an ``InputError``; a row that is wrong becomes a ``Row`` with its ``problem``, so every bad
 row can be named at once.
@@ -25,7 +25,7 @@ from typing import Any
 from handler.compat import UTC
 from handler.im.codes import INVALID_PARAMETERS
 from handler.model import LocalRefusal, validate
-from timpush.sendjson import Damaged, json_rows, looks_like_json
+from timpush.send.jsonl import Damaged, json_rows, looks_like_json
 
 COLUMNS = ("TaskID", "Type", "SchedAt", "Sdkappid", "Title", "Desc", "Content", "IssuedAt")
 REQUIRED = ("TaskID", "Type", "SchedAt")  # DESIGN's header; an empty SchedAt cell leaves the time alone

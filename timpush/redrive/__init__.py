@@ -1,8 +1,8 @@
 """``timpush redrive``: bring back exactly the dead letters an operator chooses.
 
-Reads records from a file (JSON Lines) or an SQS dead-letter queue (``timpush.redrive_sources``),
+Reads records from a file (JSON Lines) or an SQS dead-letter queue (``timpush.redrive.sources``),
 re-submits the original ``raw`` of each record that passes the filters to the work queue (``sqs:URL``)
-or applies it now through the real modifier (``direct``) (``timpush.redrive_targets``), and removes
+or applies it now through the real modifier (``direct``) (``timpush.redrive.targets``), and removes
 from the source only what was re-submitted. The summary counts what ``timpush send`` counts
 (``timpush.outcomes``), and the exit status says whether anything failed.
 """
@@ -29,8 +29,8 @@ from timpush.outcomes import (
     print_summary,
 )
 from timpush.outcomes import print_table as print_table  # re-exported: timpush tasks prints with it
-from timpush.redrive_sources import FileSource, Letter, QueueSource, SourceLike
-from timpush.redrive_targets import DirectTarget, QueueTarget, TargetLike, identity
+from timpush.redrive.sources import FileSource, Letter, QueueSource, SourceLike
+from timpush.redrive.targets import DirectTarget, QueueTarget, TargetLike, identity
 from timpush.runctl import Usage, guarded, handler_logs, handler_runtime, in_flight
 
 __all__ = ["Letter", "SourceLike", "Usage", "handler_runtime", "print_table", "run"]
@@ -226,7 +226,7 @@ def _source(spec: str) -> SourceLike:
     if scheme == "sqs" and rest:
         return QueueSource(rest)
     if scheme == "tdmq-cmq" and rest:
-        from timpush.redrive_tdmq import TdmqSource  # SCF's dead letters (TDMQ for CMQ's data-flow API)
+        from timpush.redrive.tdmq import TdmqSource  # SCF's dead letters (TDMQ for CMQ's data-flow API)
 
         return TdmqSource(rest)
     raise Usage(f"--from must be file:PATH, sqs:QUEUE_URL or tdmq-cmq:REGION/QUEUE, got {spec!r}")

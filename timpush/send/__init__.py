@@ -1,6 +1,6 @@
 """``timpush send``: load modifications from a spreadsheet export (CSV) or JSON.
 
-The whole input is read and every row checked first (``timpush.sendrows``: the handler's own model, the
+The whole input is read and every row checked first (``timpush.send.rows``: the handler's own model, the
 app included); damaged input, or one invalid row, and nothing is sent (unless ``--skip-invalid``). Then
 each row goes to the work queue as one message (``sqs:URL``, batches of ten) or is applied now through
 the direct trigger's own path (``direct``: paced, in file order, failures dead-lettered through the
@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Protocol
 from handler.compat import UTC
 from handler.deadletter.record import ISSUED_AT_ATTRIBUTE
 from handler.im.codes import classify
-from timpush import sendrows
 from timpush.outcomes import (
     FAILED,
     NOT_SENT,
@@ -37,8 +36,9 @@ from timpush.outcomes import (
     print_summary,
 )
 from timpush.runctl import DIRECT_BUDGET, Usage, guarded, handler_logs, handler_runtime, in_flight, send_batch
-from timpush.sendapps import apps_to_check
-from timpush.sendrows import InputError, Row
+from timpush.send import rows as sendrows
+from timpush.send.apps import apps_to_check
+from timpush.send.rows import InputError, Row
 
 if TYPE_CHECKING:
     from handler.deadletter.sqs import Outgoing
