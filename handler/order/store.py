@@ -29,7 +29,28 @@ class LeaseTaken(Exception):
 
 
 class StoreUnavailable(Exception):
-    """The store could not be reached or refused the call; the message names the store, nothing else."""
+    """The store could not be reached or refused the call (code -6; nothing is sent unguarded).
+
+    ``store`` names the store as logs may show it (``redis://HOST:PORT/DB``, ``dynamodb:TABLE``: never a
+    password), ``cause`` says what went wrong in words (DESIGN "The state store, as people rent it": "connection
+    refused", "authentication failed (user or password)", ...), never an exception's class name. ``transient``
+    faults (refused, dropped, timed out, read-only replica, loading, busy, throttled, 5xx) are worth retrying
+    within the invocation; the others are configuration faults (``StoreMisconfigured``) that wait for a fix.
+    """
+
+    transient = True
+
+    def __init__(self, store: str, cause: str) -> None:
+        super().__init__(f"{store}: {cause}")
+        self.store = store
+        self.cause = cause
+
+
+class StoreMisconfigured(StoreUnavailable):
+    """A configuration fault (authentication, permission, no such database, server too old, eviction policy,
+    cluster redirection not followed, a missing table, access denied): not retried within the invocation."""
+
+    transient = False
 
 
 class TaskStore(Protocol):

@@ -124,9 +124,9 @@ def _update(name: str, table: str, pk: str, expression: str, values: dict[str, A
         if exc.response.get("Error", {}).get("Code") == CONDITION_FAILED:
             item = exc.response.get("Item")  # present with ReturnValuesOnConditionCheckFailure
             raise _Lost(item if isinstance(item, dict) else {}) from None
-        raise StoreUnavailable(f"{name}: {exc.response.get('Error', {}).get('Code', 'ClientError')}") from exc
+        raise StoreUnavailable(name, exc.response.get("Error", {}).get("Code", "ClientError")) from exc
     except BotoCoreError as exc:
-        raise StoreUnavailable(f"{name}: {type(exc).__name__}") from exc
+        raise StoreUnavailable(name, type(exc).__name__) from exc
 
 
 class _Lost(Exception):

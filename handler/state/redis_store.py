@@ -156,7 +156,7 @@ class _Home:
         try:
             return _connection(self._url).scripts[script](keys=[key], args=[str(arg) for arg in args])
         except RedisError as exc:
-            raise StoreUnavailable(f"{self.name}: {type(exc).__name__}") from None
+            raise StoreUnavailable(self.name, type(exc).__name__) from None
 
 
 class RedisStore(_Home):

@@ -58,7 +58,7 @@ class Item(MemorySlots):
 
     def _call(self) -> None:
         if self.down:
-            raise StoreUnavailable(f"{self.name}: EndpointConnectionError")
+            raise StoreUnavailable(self.name, "EndpointConnectionError")
         self.writes += 1
         if self.clock is not None:
             self.write_times.append(self.clock.now)
