@@ -64,3 +64,7 @@ class TaskStore(Protocol):
 
     def release(self, task: TaskKey, owner: str) -> None:
         """Give the lease back without recording anything (a failure records nothing)."""
+
+    def describe(self) -> list[tuple[str, str]]:
+        """What the home stands on, as ``timpush check`` prints it: (what, found) pairs, e.g. ("kind", "Redis 7.0.15,
+        standalone"); raises StoreUnavailable (or StoreMisconfigured) when the home cannot keep the order."""

@@ -94,6 +94,9 @@ class DynamoStore:
         except _Lost:
             pass  # not ours any more: nothing to give back
 
+    def describe(self) -> list[tuple[str, str]]:
+        return [("kind", f"DynamoDB table {self.table}")]
+
     def _raise_one(self, task: TaskKey, name: str, stamp: Stamp) -> None:
         sets, values = _stamp_sets({name: stamp})
         prefix = ATTRIBUTE[name]

@@ -55,6 +55,9 @@ class MemoryStore:
             if entry is not None and entry.owner == owner:
                 entry.owner = None
 
+    def describe(self) -> list[tuple[str, str]]:
+        return [("kind", "this process's memory (no fleet order: IM_STATE_STORE is not set)")]
+
     def __len__(self) -> int:
         return len(self._tasks)
 

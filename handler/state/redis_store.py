@@ -175,6 +175,9 @@ class RedisStore(_Home):
     def release(self, task: TaskKey, owner: str) -> None:
         self._run("release", task.pk, owner)
 
+    def describe(self) -> list[tuple[str, str]]:
+        return [("kind", f"Redis at {self.name}")]
+
 
 def _state(values: Sequence[str]) -> TaskState:
     applied = {}
