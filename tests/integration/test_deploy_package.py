@@ -1,9 +1,10 @@
-"""The deployment, checked without AWS: the real bundle, `serverless package`, cfn-lint, and the template.
+"""The deployment, checked without AWS: the real bundle, `osls package`, cfn-lint, and the template.
 
-Needs Node.js and npm (it runs `npm ci` itself when node_modules lacks the pinned framework) and the package
-registries (PyPI for the bundle's wheels, npm for the framework); never AWS: the credentials are dummies and
-`serverless package` makes no AWS call. About 15 s warm (bundle ~5 s, package ~3 s twice, cfn-lint ~3 s),
-plus ~20 s for a first `npm ci`.
+Needs Node.js and npm (it runs `npm ci` itself when node_modules lacks the pinned tool) and the package
+registries (PyPI for the bundle's wheels, npm for the tools); never AWS: the credentials are dummies and
+packaging makes no AWS call. The project deploys with osls (docs/deploy.md); the Serverless Framework v3 is
+installed once more (deploy/serverless-v3/) to prove serverless.yml still gives it the same template. About
+20 s warm (bundle ~5 s, package ~4 s three times, cfn-lint ~3 s), plus ~20 s for each first `npm ci`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.framework import ensure_framework
+from tests.support.framework import SERVERLESS_V3, ensure_framework
 from timpush import bundle
 
 pytestmark = [
@@ -37,8 +38,9 @@ TENCENT_LIMIT = 5  # requests per second per app, for modify_sched_task
 # cfn-lint findings the framework itself produces, by id:
 #   W3005: the framework gives each HTTP API route a DependsOn on its integration that a Ref already implies.
 IGNORED_CFN_LINT = ["W3005"]
-# The pinned framework (3.40.0) predates python3.12 in its schema; every other configuration warning fails.
-ALLOWED_CONFIG_WARNINGS = {"provider.runtime"}
+# osls knows python3.12; v3 (3.40.0) predates it in its schema and warns about that one setting only.
+# Every other configuration warning fails.
+CONFIG_WARNINGS_V3 = {"provider.runtime"}
 
 
 def sls_env() -> dict[str, str]:
@@ -54,7 +56,7 @@ def sls_env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def framework() -> Path:
-    """node_modules/.bin/serverless at the pinned version, installed by `npm ci` when it is not."""
+    """node_modules/.bin/osls at the pinned version, installed by `npm ci` when it is not."""
     return ensure_framework()
 
 
@@ -83,9 +85,13 @@ def package(framework: Path, out: Path, *params: str) -> subprocess.CompletedPro
 def packaged(framework: Path, artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     out = tmp_path_factory.mktemp("sls")
     result = package(framework, out)
-    warned = set(re.findall(r"at '([^']+)'", result.stderr + result.stdout))
-    assert warned <= ALLOWED_CONFIG_WARNINGS, result.stderr
+    assert config_warnings(result) == set(), result.stderr
     yield out / "cloudformation-template-update-stack.json"
+
+
+def config_warnings(result: subprocess.CompletedProcess[str]) -> set[str]:
+    """The settings the framework's schema check warned about (`configValidationMode: warn`)."""
+    return set(re.findall(r"at '([^']+)'", result.stderr + result.stdout))
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +175,25 @@ def test_bundle_for_this_machine_imports_and_runs_without_boto3(tmp_path: Path) 
     assert answer["dead_lettered"] == 1 and answer["results"][0]["ErrorCode"] == 90104
     assert boto == []
     assert json.loads((tmp_path / "dl.jsonl").read_text().splitlines()[0])["error"]["code"] == 90104
+
+
+def without_upload_stamp(template: dict[str, Any]) -> dict[str, Any]:
+    """The template with each artifact's S3 key cut to its file name: the key carries the packaging time."""
+    text = re.sub(r'"serverless/[^"]*/(?P<file>[^"/]+\.zip)"', r'"\g<file>"', json.dumps(template))
+    stamped: dict[str, Any] = json.loads(text)
+    return stamped
+
+
+def test_serverless_v3_still_packages_the_same_template(artifact: Path, template: dict[str, Any],
+                                                        tmp_path: Path) -> None:
+    # Given the Serverless Framework v3 as pinned before the move to osls (no more releases; some teams keep it)
+    v3 = ensure_framework(SERVERLESS_V3)
+    # When it packages the same serverless.yml
+    result = package(v3, tmp_path)
+    # Then it warns only about python3.12, which its schema predates, and builds the template osls builds
+    assert config_warnings(result) <= CONFIG_WARNINGS_V3, result.stderr
+    built = json.loads((tmp_path / "cloudformation-template-update-stack.json").read_text())
+    assert without_upload_stamp(built) == without_upload_stamp(template)
 
 
 # --- the CloudFormation template -----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 ROOT = Path(__file__).resolve().parents[2]
 # Every marked block, by name: a block that loses its marker (or disappears) fails the first test.
 MARKED = {
-    "readme-emulator", "readme-send", "readme-tasks", "deploy-invoke-local", "dead-letters-redrive-local",
+    "operators-emulator", "operators-send", "operators-tasks", "deploy-invoke-local", "dead-letters-redrive-local",
     "deploy-scf-invoke", "secrets-two-apps-local",
 }
 DOC_PORT = "8080"  # the port the docs use; each run gets a free one instead

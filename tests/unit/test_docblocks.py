@@ -27,7 +27,7 @@ echo shown, not run
 
 <!-- doc-test: second needs=npx -->
 ```bash
-npx serverless --version   # => 3.40
+npx osls --version   # => 4.3
 ```
 """
 
@@ -37,7 +37,7 @@ def test_marked_blocks_with_names_options_and_expectations() -> None:
     assert (first.name, first.line, first.options) == ("first", 3, {})
     assert first.script == "echo one    # => one\necho two\n"
     assert first.expected == ["one"]
-    assert (second.name, second.options, second.expected) == ("second", {"needs": "npx"}, ["3.40"])
+    assert (second.name, second.options, second.expected) == ("second", {"needs": "npx"}, ["4.3"])
 
 
 @pytest.mark.parametrize(
