@@ -174,6 +174,10 @@ class Apps:
         config = choose(self._configs, sdkappid)
         return self._apps[config.sdkappid], config.identity
 
+    def configs(self, force: bool = False) -> dict[int, AppConfig]:
+        """Every app served (as SecretApps.configs; nothing to fetch here)."""
+        return dict(self._configs)
+
 
 class SecretApps:
     """Apps from a secret store: the secret holds one app (bare key or JSON) or ``{"apps": [...]}``.

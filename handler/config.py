@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 
 from handler.im.regions import REGION_DOMAINS
+from handler.masking import mask
 
 SINK_PREFIXES = ("file:", "sqs:", "tdmq-cmq:")
 _TABLE_NAME = r"[A-Za-z0-9_.-]{3,255}"
@@ -24,7 +25,6 @@ ADMIN_MAX = 32  # characters; the IM admin identifier's limit
 MAX_ATTEMPTS_MAX = 20
 SECRET_VARIABLES = frozenset({"IM_SECRET_KEY", "IM_APPS"})  # their values never appear in a message
 SHOWN_MAX = 60  # characters of a bad value a message shows
-_USERINFO = r"(?<=://)\S*@"  # user:password@ in a URL, to the last "@" (a raw "/" or "@" in a password too)
 
 
 class ConfigError(Exception):
@@ -157,8 +157,9 @@ class _Rule(ValueError):
 
 
 def shown(text: str) -> str:
-    """A bad value as a message shows it: quoted, cut to SHOWN_MAX characters, a URL's password hidden."""
-    text = re.sub(_USERINFO, "***@", text)
+    """A bad value as a message shows it: quoted, cut to SHOWN_MAX characters, whatever could be a password
+    hidden, judged from the value's shape (``handler.masking``: a typo moves a password out of its place)."""
+    text = mask(text)
     return repr(text if len(text) <= SHOWN_MAX else text[:SHOWN_MAX] + "...")
 
 
@@ -210,11 +211,7 @@ class StoreSpec(str):
     __slots__ = ()
 
     def __repr__(self) -> str:
-        return repr(_masked(self))
-
-
-def _masked(value: str) -> str:
-    return re.sub(_USERINFO, "***@", value)
+        return repr(mask(self))
 
 
 def _state_store(value: str) -> StoreSpec:

@@ -147,26 +147,26 @@ class Modifier:
         try:
             outcome = self._send(item, mod, state, deadline)
         except BaseException:
-            self._let_go(claim)
+            self._let_go(claim, deadline)
             raise
         if outcome.succeeded:
-            self._record(claim, mod)
+            self._record(claim, mod, deadline)
         else:
-            self._let_go(claim)  # a failure records nothing
+            self._let_go(claim, deadline)  # a failure records nothing
         return outcome
 
-    def _record(self, claim: Claim, mod: Modification) -> None:
+    def _record(self, claim: Claim, mod: Modification, deadline: float) -> None:
         sched_at = parse_sched_at(mod.SchedAt) if mod.SchedAt and "SchedAt" in claim.kept else None
         try:
-            self.order.applied(claim, sched_at)
+            self.order.applied(claim, sched_at, deadline)
         except StoreUnavailable as exc:
             # Sent and answered OK, so the outcome stands; only a later redelivery may send it again.
             logger.warning("modification applied but its order not recorded", extra={
                 "task_id": claim.task.task_id, "store": self.order.store.name, "reason": str(exc)})
 
-    def _let_go(self, claim: Claim) -> None:
+    def _let_go(self, claim: Claim, deadline: float) -> None:
         try:
-            self.order.release(claim)
+            self.order.release(claim, deadline)
         except StoreUnavailable as exc:  # the lease runs out by itself at the deadline
             logger.warning("task lease not released", extra={"task_id": claim.task.task_id, "reason": str(exc)})
 
@@ -248,7 +248,8 @@ def _secret_failure(item: Item, request: dict[str, Any], exc: SecretUnavailable,
 def _unordered(item: Item, mod: Modification, state: _Attempt, exc: TaskBusy | StoreUnavailable) -> Outcome:
     """Not sent: the task is busy (-8) or the store is out of reach (-6); either way, retried later."""
     code = codes.TASK_BUSY if isinstance(exc, TaskBusy) else codes.STATE_UNAVAILABLE
-    return Outcome(Status.FAILED, item.raw, mod.summary(), code, f"not sent: {exc}", classify(code), Origin.LOCAL,
+    why = f"state store {exc.store}: {exc.cause}" if isinstance(exc, StoreUnavailable) else str(exc)
+    return Outcome(Status.FAILED, item.raw, mod.summary(), code, f"not sent: {why}", classify(code), Origin.LOCAL,
                    issued_at=state.issued_at, sdkappid=state.app.sdkappid)
 
 

@@ -210,6 +210,7 @@ _PLUGINS: dict[str, tuple[str, str]] = {
     "send": ("timpush.send",
              "load modifications from CSV or JSON Lines onto the work queue (sqs:URL) or apply them now (direct)"),
     "tasks": ("timpush.tasks", "read scheduled push tasks back: get TASKID... or list [--limit N]"),
+    "check": ("timpush.check", "run every cold-start check against the current environment, one line each"),
 }
 
 

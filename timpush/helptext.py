@@ -17,10 +17,17 @@ IDENTITY = """\
 """
 TUNING = "  IM_ADMIN, IM_RATE_LIMIT, IM_STATE_STORE, IM_MAX_ATTEMPTS, ...   optional, as in the README\n"
 
+FLEET = """\
+  send and redrive --to direct apply changes as one of the fleet: they need IM_STATE_STORE (the fleet's
+  order) and refuse without it, before sending anything (exit 2), unless --without-store says this
+  process's own order is all there is.
+"""
+
 TOP = f"""\
 environment: each command's --help says what it reads. The handler's commands (invoke, send --to direct,
 redrive --to direct, tasks) read the handler's own variables:
-{IDENTITY}{TUNING}
+{IDENTITY}{TUNING}{FLEET}
+
 exit status (every command): 0 done, 1 something failed at run time, 2 a usage, input or configuration
 mistake (one line on stderr names it). send and redrive: 130 when interrupted.
 """

@@ -54,15 +54,37 @@ class Stop(Exception):
     """The run cannot go on: the message says why, once."""
 
 
-def handler_runtime(what: str) -> Runtime:
-    """The handler's runtime from the environment, or Usage naming what needed it and the variable."""
+WITHOUT_STORE = "--without-store"
+WITHOUT_STORE_HELP = ("--to direct without IM_STATE_STORE: this process's own order is all there is (the demo, a "
+                      "deployment that keeps no store); without it, --to direct refuses when IM_STATE_STORE is unset")
+
+
+def handler_runtime(what: str, without_store: bool = False) -> Runtime:
+    """The handler's runtime from the environment, or Usage naming what needed it and the variable.
+
+    The operators' tools are part of the fleet (DESIGN "Order"): applying changes needs the fleet's order in
+    IM_STATE_STORE, or ``without_store`` saying plainly that there is none, so a laptop never undoes what the
+    fleet applied. Checked before anything is sent.
+    """
     from handler.config import ConfigError
     from handler.runtime import runtime
 
     try:
-        return runtime()
+        built = runtime()
     except ConfigError as exc:
         raise Usage(f"{what} needs the handler's environment: {exc}") from exc
+    if built.settings.state_store is None and not without_store:
+        raise Usage(f"{what} needs IM_STATE_STORE, the fleet's order (a change applied there must not be undone "
+                    f"from here): set it to the fleet's store, or pass {WITHOUT_STORE} when this process's own "
+                    "order is all there is; nothing sent")
+    return built
+
+
+def store_flag_problem(target: str, without_store: bool) -> str | None:
+    """--without-store is about --to direct only: a queue's consumers keep the fleet's order themselves."""
+    if without_store and target != "direct":
+        return f"{WITHOUT_STORE} goes with --to direct only (the work queue's consumers keep the fleet's order)"
+    return None
 
 
 # --- SQS: fail fast, retry briefly ---------------------------------------------------------------

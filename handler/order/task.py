@@ -10,6 +10,7 @@ margin the adapter keeps to report), so a crashed process frees the task by itse
 
 from __future__ import annotations
 
+import math
 import random
 import secrets
 import time
@@ -17,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from handler.order.faults import steady
 from handler.order.key import Stamp, TaskKey
 from handler.order.store import LeaseTaken, TaskState, TaskStore
 
@@ -77,7 +79,8 @@ class TaskOrder:
         give_up = min(self._monotonic() + LEASE_WAIT, deadline)
         while True:
             try:
-                state = self.store.lease(task, owner, until_ms, round(self._clock() * 1000))
+                state = steady(lambda: self.store.lease(task, owner, until_ms, round(self._clock() * 1000)),
+                               deadline, self._monotonic, self._sleep)  # the same owner: a retry finds its own lease
             except LeaseTaken as taken:
                 claim = _decide(task, owner, fields, stamp, taken.state)
                 if not claim.kept:
@@ -88,18 +91,23 @@ class TaskOrder:
                 continue
             claim = _decide(task, owner, fields, stamp, state)
             if not claim.kept:
-                self.store.release(task, owner)
+                steady(lambda: self.store.release(task, owner), deadline, self._monotonic, self._sleep)
             return claim
 
-    def applied(self, claim: Claim, sched_at: datetime | None) -> None:
-        """Record a success: the kept fields now carry this change's stamp; the lease is released."""
+    def applied(self, claim: Claim, sched_at: datetime | None, deadline: float = math.inf) -> None:
+        """Record a success: the kept fields now carry this change's stamp; the lease is released.
+
+        Transient store faults are tried again while a try can end before ``deadline`` (``faults.steady``).
+        """
         keep_from = max(self._clock(), sched_at.timestamp() if sched_at else 0.0)
         expires_at = int(keep_from + KEEP_AFTER.total_seconds())
-        self.store.record(claim.task, claim.owner, dict.fromkeys(claim.kept, claim.stamp), expires_at)
+        stamps = dict.fromkeys(claim.kept, claim.stamp)
+        steady(lambda: self.store.record(claim.task, claim.owner, stamps, expires_at), deadline, self._monotonic,
+               self._sleep)
 
-    def release(self, claim: Claim) -> None:
+    def release(self, claim: Claim, deadline: float = math.inf) -> None:
         if claim.leased:
-            self.store.release(claim.task, claim.owner)
+            steady(lambda: self.store.release(claim.task, claim.owner), deadline, self._monotonic, self._sleep)
 
 
 def _decide(task: TaskKey, owner: str, fields: Sequence[str], stamp: Stamp, state: TaskState) -> Claim:

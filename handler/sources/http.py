@@ -29,6 +29,7 @@ _CODE_STATUS = {90106: 409, 90107: 409, codes.SUPERSEDED: 409, 90110: 422, codes
                 codes.SECRET_UNAVAILABLE: 503, codes.STATE_UNAVAILABLE: 503, codes.TASK_BUSY: 429}
 _CODE_STATUS.update(dict.fromkeys(codes.RATE_LIMIT_CODES, 429))
 HIDDEN = "internal error: see the function's logs"
+STORE_HIDDEN = "state store unavailable"  # the store's address and cause stay in the logs (DESIGN "The state store")
 # What API Gateway (or a function URL) always sends, by kind: the route reads these strings.
 _REQUIRED = {"v1": (("path",), ("httpMethod",)),
              "v2": (("rawPath",), ("requestContext", "http", "method"), ("requestContext", "stage"))}
@@ -77,7 +78,7 @@ def _modify(app: Resolver, task_id: str) -> Response:
     status = status_for(outcome)
     report(outcome, fate_of(outcome, ANSWERED), {"kind": app.context["source_kind"], "id": app.context["id"]},
            http_status=status)
-    info = HIDDEN if status == 500 else outcome.info
+    info = HIDDEN if status == 500 else STORE_HIDDEN if outcome.code == codes.STATE_UNAVAILABLE else outcome.info
     return envelope(status, tid, outcome.code, info, outcome.errors)
 
 

@@ -26,7 +26,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handler.order.key import Stamp, TaskKey
-from handler.order.store import LeaseTaken, StoreUnavailable, TaskState
+from handler.order.store import LeaseTaken, TaskState
+from handler.state.dynamodb_faults import fault
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -117,7 +118,8 @@ class DynamoStore:
 
 def _update(name: str, table: str, pk: str, expression: str, values: dict[str, Any], condition: str,
             **extra: Any) -> dict[str, Any]:
-    """One conditional UpdateItem; a failed condition is ``_Lost`` with the old item, anything else unavailable."""
+    """One conditional UpdateItem; a failed condition is ``_Lost`` with the old item, anything else a store fault
+    in words (``dynamodb_faults``: configuration faults apart from transient ones)."""
     try:
         return dict(client().update_item(
             TableName=table, Key={"pk": {"S": pk}}, UpdateExpression=expression,
@@ -127,9 +129,9 @@ def _update(name: str, table: str, pk: str, expression: str, values: dict[str, A
         if exc.response.get("Error", {}).get("Code") == CONDITION_FAILED:
             item = exc.response.get("Item")  # present with ReturnValuesOnConditionCheckFailure
             raise _Lost(item if isinstance(item, dict) else {}) from None
-        raise StoreUnavailable(name, exc.response.get("Error", {}).get("Code", "ClientError")) from exc
+        raise fault(name, exc) from exc
     except BotoCoreError as exc:
-        raise StoreUnavailable(name, type(exc).__name__) from exc
+        raise fault(name, exc) from exc
 
 
 class _Lost(Exception):

@@ -18,7 +18,9 @@ CALLER_AHEAD (3), so an HTTP call waits behind at most about two seconds of back
 A worker that finds the budget spoken for sleeps (no write) until the next slot is within its reach.
 
 When the store cannot be reached the process paces itself at ``IM_RATE_FALLBACK`` and tries the store
-again after COOL_DOWN seconds; a warning names the store and the metric ``RateStoreUnavailable`` counts it.
+again after COOL_DOWN seconds; a warning names the store and the cause, and the metric ``RateStoreUnavailable``
+counts it. A configuration fault (a wrong password, a missing table) is also reported as the order reports it
+(``handler.order.faults.misconfigured``: one ERROR per process, metric ``StateStoreMisconfigured``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from handler.im.ratelimit import NoSlot, RateLimiter
 from handler.observability import logger, metrics
+from handler.order.faults import misconfigured
 from handler.order.store import StoreUnavailable
 from handler.state import WORKER_AHEAD
 
@@ -115,6 +118,8 @@ class FleetLimiter:
 
     def _store_down(self, exc: StoreUnavailable) -> None:
         self._down_until = self._monotonic() + COOL_DOWN
+        if not exc.transient:  # named as the order names it (ERROR once, StateStoreMisconfigured); paced meanwhile
+            misconfigured(exc)
         logger.warning("rate store unreachable: this process paces itself at IM_RATE_FALLBACK", extra={
             "store": self._slots.name, "reason": str(exc), "retry_in_s": COOL_DOWN})
         metrics.add_metric(name="RateStoreUnavailable", unit=MetricUnit.Count, value=1)

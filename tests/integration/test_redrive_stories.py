@@ -55,7 +55,7 @@ def test_2_everything_failing_again_is_counted_failed_and_exits_1(
     _write(path, range(1, 4))
     for task in range(1, 4):
         im.answers[task] = 90106  # dispatched meanwhile: every one fails again
-    assert main(["redrive", "--from", f"file:{path}", "--to", "direct"]) == 1
+    assert main(["redrive", "--from", f"file:{path}", "--to", "direct", "--without-store"]) == 1
     out, err = capsys.readouterr()
     assert "0 succeeded, 0 superseded, 3 failed, 0 skipped, 0 not sent" in out
     assert err.count("failed again (90106") == 3

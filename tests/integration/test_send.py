@@ -234,7 +234,8 @@ def test_direct_applies_in_file_order_and_dead_letters_failures(
                             f"{dispatched},All,2041-06-15 14:00:00,,\n"
                             f"{first},All,2041-07-01 09:00:00,,\n"
                             f"{first},All,2041-08-01 09:00:00,,2025-01-01T00:00:00Z\n")  # older than line 4
-    assert main(["send", "--from", str(path), "--to", "direct"]) == 1  # one row failed: a cron job must see it
+    # one row failed: a cron job must see it
+    assert main(["send", "--from", str(path), "--to", "direct", "--without-store"]) == 1
     out, err = capsys.readouterr()
     assert "2 succeeded, 1 superseded, 1 failed, 0 skipped, 0 not sent; to direct" in out
     assert f"{path}:3: TaskID {dispatched}: 90106 modify failed: task dispatched (failed)" in err
@@ -254,6 +255,6 @@ def test_direct_without_configuration_exits_2(
         monkeypatch.delenv(name, raising=False)
     runtime.reset()
     path = _write(tmp_path, f"TaskID,Type,SchedAt\n1,All,{FUTURE}\n")
-    assert main(["send", "--from", str(path), "--to", "direct"]) == 2
+    assert main(["send", "--from", str(path), "--to", "direct", "--without-store"]) == 2
     assert "--to direct needs the handler's environment: IM_SECRET_KEY" in capsys.readouterr().err
     runtime.reset()

@@ -68,7 +68,7 @@ def test_1_an_unclosed_quote_refuses_the_whole_file_and_nothing_is_sent(
                             f"{task},All,{FUTURE},Fine\n"
                             f'{task},All,{FUTURE},"Opens and never closes\n'
                             f"{task},All,{FUTURE},Swallowed\n")
-    assert main(["send", "--from", str(path), "--to", "direct", *dry_run]) == 2
+    assert main(["send", "--from", str(path), "--to", "direct", "--without-store", *dry_run]) == 2
     err = capsys.readouterr().err
     assert f"{path}: line 3: the row starting here does not parse" in err and "nothing was sent" in err
     assert modify_requests(handler_env) == []
@@ -96,7 +96,7 @@ def test_2_every_row_refused_by_the_server_is_counted_failed_and_exits_1(
     handler_env: Emulator, dead_letter_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = _write(tmp_path, "TaskID,Type,SchedAt\n" + "".join(f"{n},All,{FUTURE}\n" for n in (91, 92, 93)))
-    assert main(["send", "--from", str(path), "--to", "direct"]) == 1
+    assert main(["send", "--from", str(path), "--to", "direct", "--without-store"]) == 1
     out, err = capsys.readouterr()
     assert "0 succeeded, 0 superseded, 3 failed, 0 skipped, 0 not sent; to direct" in out
     assert all(f"{path}:{line}: TaskID {task}:" in err for line, task in ((2, 91), (3, 92), (4, 93)))
@@ -120,9 +120,9 @@ def test_3_with_several_apps_a_row_without_sdkappid_is_refused_before_sending(
         monkeypatch.delenv(name, raising=False)
     runtime.reset()
     path = _write(tmp_path, f"TaskID,Type,SchedAt,Sdkappid\n1,All,{FUTURE},{APP}\n2,All,{FUTURE},\n")
-    to = "direct" if target == "direct" else f"sqs:{work}"
+    to, store = ("direct", ["--without-store"]) if target == "direct" else (f"sqs:{work}", [])
     for extra in (["--dry-run"], []):
-        assert main(["send", "--from", str(path), "--to", to, *extra]) == 2
+        assert main(["send", "--from", str(path), "--to", to, *store, *extra]) == 2
         err = capsys.readouterr().err
         assert f"{path}:3: invalid: Sdkappid: required: this deployment serves several apps" in err
     assert modify_requests(handler_env) == [] and sqs_env.count(work) == 0
@@ -269,7 +269,7 @@ def test_10_direct_dry_run_needs_the_configuration(tmp_path: Path, monkeypatch: 
     for name in ("IM_SECRET_KEY", "IM_SECRET_SOURCE", "IM_APPS", "IM_SDKAPPID"):
         monkeypatch.delenv(name, raising=False)
     runtime.reset()
-    assert main(["send", "--from", str(_numbered(tmp_path, 2)), "--to", "direct", "--dry-run"]) == 2
+    assert main(["send", "--from", str(_numbered(tmp_path, 2)), "--to", "direct", "--without-store", "--dry-run"]) == 2
     assert "--to direct needs the handler's environment" in capsys.readouterr().err
     runtime.reset()
 

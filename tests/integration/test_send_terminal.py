@@ -64,8 +64,8 @@ def test_a_bar_and_one_line_per_failure_and_json_logs_only_with_verbose(
            "NO_PROXY": "127.0.0.1,localhost", "COLUMNS": "120", "TERM": "xterm", "PYTHONPATH": str(ROOT)}
     for name in ("IM_APPS", "IM_SECRET_SOURCE", "DEAD_LETTER_ROUTES", "IM_STATE_STORE"):
         env.pop(name, None)
-    output = _on_a_terminal(["send", "--from", str(path), "--to", "direct", *(["--verbose"] if verbose else [])],
-                            env)
+    output = _on_a_terminal(["send", "--from", str(path), "--to", "direct", "--without-store",
+                             *(["--verbose"] if verbose else [])], env)
     assert "━" in output  # the progress bar was drawn
     assert all(f"TaskID {n}:" in output for n in missing)  # one line per failure
     assert "55 succeeded, 0 superseded, 5 failed, 0 skipped, 0 not sent; to direct" in output

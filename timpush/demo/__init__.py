@@ -83,10 +83,12 @@ def _redrive(emu: Emulator, dead: Path) -> None:
 
     emu.clear_faults()
     _say(f"\nThe server is healthy again; bringing back the retryable ones:\n"
-         f"  timpush redrive --from file:{dead} --to direct --class retryable")
+         f"  timpush redrive --from file:{dead} --to direct --class retryable --without-store")
     parser = argparse.ArgumentParser(prog="timpush redrive")
     redrive.add_arguments(parser)
-    redrive.run(parser.parse_args(["--from", f"file:{dead}", "--to", "direct", "--class", "retryable"]))
+    # The demo keeps no store: its own process is the whole fleet, and says so (DESIGN "Order").
+    redrive.run(parser.parse_args(["--from", f"file:{dead}", "--to", "direct", "--class", "retryable",
+                                   "--without-store"]))
     left = _lines(dead)
     _say(f"{len(left)} dead letter(s) left in {dead}: the permanent failures, for a person to look at.")
 
@@ -102,7 +104,8 @@ def _configure(url: str, key: str, dead: Path) -> None:
     os.environ.update({"IM_ENDPOINT": url, "IM_SDKAPPID": str(APP), "IM_SECRET_KEY": key, "IM_ADMIN": ADMIN,
                        "DEAD_LETTER": f"file:{dead}", "IM_RATE_LIMIT": "5", "POWERTOOLS_LOG_LEVEL": "WARNING",
                        "POWERTOOLS_METRICS_NAMESPACE": "TimpushDemo"})
-    for name in ("IM_SECRET_SOURCE", "DEAD_LETTER_ROUTES", "WORK_QUEUE", "IM_REGION"):
+    for name in ("IM_SECRET_SOURCE", "DEAD_LETTER_ROUTES", "WORK_QUEUE", "IM_REGION", "IM_STATE_STORE",
+                 "IM_STATE_STORE_PASSWORD"):  # the demo is a fleet of one: never the operator's real store
         os.environ.pop(name, None)
     from handler import runtime
 

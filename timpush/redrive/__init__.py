@@ -31,7 +31,16 @@ from timpush.outcomes import (
 from timpush.outcomes import print_table as print_table  # re-exported: timpush tasks prints with it
 from timpush.redrive.sources import FileSource, Letter, QueueSource, SourceLike
 from timpush.redrive.targets import DirectTarget, QueueTarget, TargetLike, identity
-from timpush.runctl import Usage, guarded, handler_logs, handler_runtime, in_flight
+from timpush.runctl import (
+    WITHOUT_STORE,
+    WITHOUT_STORE_HELP,
+    Usage,
+    guarded,
+    handler_logs,
+    handler_runtime,
+    in_flight,
+    store_flag_problem,
+)
 
 __all__ = ["Letter", "SourceLike", "Usage", "handler_runtime", "print_table", "run"]
 
@@ -46,7 +55,8 @@ environment:
                            queue's regional address
   --to direct              the handler's own environment (IM_SDKAPPID and IM_SECRET_KEY or IM_SECRET_SOURCE,
                            or IM_APPS; IM_ENDPOINT / IM_REGION; DEAD_LETTER and DEAD_LETTER_ROUTES for new
-                           failures)
+                           failures), and IM_STATE_STORE, the fleet's order: without it nothing is applied
+                           (exit 2) unless --without-store
 
 counts: succeeded (sent to the work queue, or applied), superseded (a newer change was already applied),
 failed (failed again: dead-lettered anew), skipped (not chosen by the filters, or not a record: left in the
@@ -174,6 +184,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="change nothing; print what would move")
     parser.add_argument("--verbose", action="store_true",
                         help="a line for every record moved, and the handler's JSON log lines (--to direct)")
+    parser.add_argument(WITHOUT_STORE, action="store_true", help=WITHOUT_STORE_HELP)
 
 
 def _positive(text: str) -> int:
@@ -186,8 +197,11 @@ def _positive(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     """Exit status: see HELP."""
     try:
+        problem = store_flag_problem(args.target, args.without_store)
+        if problem:
+            raise Usage(problem)
         source = _source(args.source)
-        target = None if args.dry_run else _target(args.target, source.spec)
+        target = None if args.dry_run else _target(args.target, source.spec, args.without_store)
     except Usage as exc:
         print(f"timpush redrive: {exc}", file=sys.stderr)
         return 2
@@ -232,9 +246,9 @@ def _source(spec: str) -> SourceLike:
     raise Usage(f"--from must be file:PATH, sqs:QUEUE_URL or tdmq-cmq:REGION/QUEUE, got {spec!r}")
 
 
-def _target(spec: str, source_spec: str) -> TargetLike:
+def _target(spec: str, source_spec: str, without_store: bool) -> TargetLike:
     if spec == "direct":
-        return DirectTarget(handler_runtime("--to direct"), source_spec)
+        return DirectTarget(handler_runtime("--to direct", without_store), source_spec)
     if spec.startswith("sqs:") and len(spec) > 4:
         if spec == source_spec:
             raise Usage("--to is the queue being read (--from); that would loop")

@@ -35,7 +35,18 @@ from timpush.outcomes import (
     Tally,
     print_summary,
 )
-from timpush.runctl import DIRECT_BUDGET, Usage, guarded, handler_logs, handler_runtime, in_flight, send_batch
+from timpush.runctl import (
+    DIRECT_BUDGET,
+    WITHOUT_STORE,
+    WITHOUT_STORE_HELP,
+    Usage,
+    guarded,
+    handler_logs,
+    handler_runtime,
+    in_flight,
+    send_batch,
+    store_flag_problem,
+)
 from timpush.send import rows as sendrows
 from timpush.send.apps import apps_to_check
 from timpush.send.rows import InputError, Row
@@ -59,7 +70,8 @@ environment:
                AWS_SECRET_ACCESS_KEY; AWS_REGION unless the queue URL names it). With IM_SDKAPPID or IM_APPS
                set, each row's app is checked here too; without them the deployed handler checks it.
   --to direct  the handler's own environment, for --dry-run too (IM_SDKAPPID and IM_SECRET_KEY or
-               IM_SECRET_SOURCE, or IM_APPS; IM_ENDPOINT / IM_REGION; DEAD_LETTER, DEAD_LETTER_ROUTES)
+               IM_SECRET_SOURCE, or IM_APPS; IM_ENDPOINT / IM_REGION; DEAD_LETTER, DEAD_LETTER_ROUTES), and
+               IM_STATE_STORE, the fleet's order: without it nothing is sent (exit 2) unless --without-store
 
 counts: succeeded (accepted by the work queue, or applied), superseded (a newer change was already
 applied), failed (dead-lettered), skipped (invalid, with --skip-invalid), not sent.
@@ -198,6 +210,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "window sends nothing it already sent")
     parser.add_argument("--verbose", action="store_true",
                         help="a line for every row, and the handler's JSON log lines (--to direct)")
+    parser.add_argument(WITHOUT_STORE, action="store_true", help=WITHOUT_STORE_HELP)
 
 
 def _line_number(text: str) -> int:
@@ -229,7 +242,11 @@ def _target(args: argparse.Namespace, runtime: Runtime | None, name: str, now: d
 
 def _read(args: argparse.Namespace, now: datetime) -> tuple[Runtime | None, list[Row]]:
     """The runtime (--to direct) and the rows from --start-line on; a note when some apps go unchecked."""
-    runtime = handler_runtime("--to direct") if _target_kind(args.target) == "direct" else None
+    problem = store_flag_problem(args.target, args.without_store)
+    if problem:
+        raise Usage(problem)
+    direct = _target_kind(args.target) == "direct"  # a dry run sends nothing: it needs no store
+    runtime = handler_runtime("--to direct", args.without_store or args.dry_run) if direct else None
     apps, unchecked = apps_to_check(runtime)
     rows = [row for row in sendrows.read(args.source, apps=apps, now=now) if row.line >= args.start_line]
     if unchecked:
