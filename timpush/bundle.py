@@ -80,6 +80,30 @@ DEFAULT_OUT = PLATFORMS["lambda"].out
 LAMBDA_TASK_ROOT = PLATFORMS["lambda"].code_root
 UNZIPPED_LIMIT = PLATFORMS["lambda"].unzipped_limit
 NOT_BUNDLED = ("boto3", "botocore", "s3transfer")
+# What the dependencies ship that no path of the handler loads, each a file or folder under the artifact's root.
+# tests/integration/test_bundle_paths.py runs every trigger, store, sink and secret source from the pruned
+# artifact in a clean interpreter: a pruned module that a path needs fails it there. Kept although unused here:
+# the dist-info folders (licences, and METADATA that importlib.metadata reads: redis-py names its version to
+# the server), and redis-py's asyncio client, which ``import redis`` loads.
+UNUSED = (
+    # powertools: the handler uses Logger, Metrics, the Tracer (when enabled), parameters (AWS secret sources)
+    # and the Lambda context's type; the HTTP resolvers and the SQS batch loop are the handler's own.
+    "aws_lambda_powertools/event_handler",
+    *(f"aws_lambda_powertools/utilities/{name}" for name in (
+        "auth_alpha", "batch", "circuit_breaker", "data_classes", "data_masking", "feature_flags", "idempotency",
+        "kafka", "metadata", "parser", "serialization.py", "streaming", "validation")),
+    # redis-py: the modules' commands (RedisJSON, search, ...; each imported only when called), the multi-database
+    # client and its HTTP health checks, OCSP stapling (needs cryptography, not bundled), the background scheduler.
+    *(f"redis/commands/{name}" for name in ("bf", "json", "search", "timeseries", "vectorset")),
+    "redis/multidb", "redis/asyncio/multidb", "redis/http", "redis/asyncio/http", "redis/ocsp.py",
+    "redis/background.py",
+    # tencentcloud: the asyncio clients.
+    "tencentcloud/common/abstract_client_async.py", "tencentcloud/common/common_client_async.py",
+    "tencentcloud/common/retry_async.py", "tencentcloud/ssm/v20190923/ssm_client_async.py",
+    # urllib3: Pyodide, pyOpenSSL and SOCKS support, whose libraries are not bundled; charset-normalizer's CLI.
+    "urllib3/contrib/emscripten", "urllib3/contrib/pyopenssl.py", "urllib3/contrib/socks.py",
+    "charset_normalizer/cli",
+)
 SKIP_NAMES = {"__pycache__", "node_modules", "tests", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 
 
@@ -191,11 +215,29 @@ def prune(stage: Path, arch: str, tag: str = "cpython-312") -> None:
         record.unlink()  # hashes of files as pip wrote them: stale after compiling, and never read
     for cache in list(stage.rglob("__pycache__")):
         shutil.rmtree(cache)  # whatever is there was not compiled for the target interpreter
+    prune_unused(stage)
     bundled = sorted(name for name in NOT_BUNDLED if (stage / name).exists())
     if bundled:
         raise BundleError(f"a dependency pulled in {', '.join(bundled)}, which the Lambda runtime provides "
                           "and nothing on SCF uses")
     _check_extensions(stage, arch, tag)
+
+
+def prune_unused(stage: Path) -> list[str]:
+    """Remove UNUSED and type stubs (``.pyi``: read by type checkers only); the entries that were there."""
+    found = []
+    for name in UNUSED:
+        path = stage / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.is_file():
+            path.unlink()
+        else:
+            continue  # another version of the dependency may not ship it
+        found.append(name)
+    for stub in list(stage.rglob("*.pyi")):
+        stub.unlink()
+    return found
 
 
 def _check_extensions(stage: Path, arch: str, tag: str) -> None:

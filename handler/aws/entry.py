@@ -7,15 +7,16 @@ empty batch and report success, silently dropping a direct payload.
 from __future__ import annotations
 
 import time
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from handler.deadletter.record import Source
 from handler.observability import logger, metrics
 from handler.runtime import Runtime, runtime
 from handler.sources import DEADLINE_MARGIN, DEFAULT_BUDGET
 from handler.tracing import traced
+
+if TYPE_CHECKING:  # its module is only a type: not loaded at a cold start
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 def deadline(context: Any) -> float:

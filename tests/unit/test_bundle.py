@@ -148,6 +148,20 @@ def test_boto3_dragged_in_by_a_dependency_is_refused(project: Path, monkeypatch:
         bundle.build(Path("build/out.zip"), with_pyc=False, root=project)
 
 
+def test_what_no_path_loads_is_left_out(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    unused = ["redis/commands/json/__init__.py", "aws_lambda_powertools/event_handler/api_gateway.py",
+              "tencentcloud/common/abstract_client_async.py", "redis/typing.pyi"]
+    kept = ["redis/commands/core.py", "redis/asyncio/client.py", "aws_lambda_powertools/logging/logger.py",
+            "redis-8.1.0.dist-info/METADATA", "redis-8.1.0.dist-info/licenses/LICENSE"]
+    monkeypatch.setattr(bundle, "install_dependencies", fake_pip(extra=[*unused, *kept]))
+
+    entries = set(names(bundle.build(Path("build/out.zip"), with_pyc=False, root=project)))
+
+    assert set(kept) <= entries
+    assert not [n for n in entries if n.startswith(("redis/commands/json/", "aws_lambda_powertools/event_handler/"))]
+    assert not [n for n in entries if n.endswith(".pyi") or n.startswith("tencentcloud/common/abstract_client_async")]
+
+
 def test_unknown_architecture_is_refused(project: Path) -> None:
     with pytest.raises(bundle.BundleError, match="unknown architecture"):
         bundle.build(Path("build/out.zip"), arch="ppc64le", root=project)
