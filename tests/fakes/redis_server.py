@@ -12,7 +12,7 @@ import importlib.util
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -34,9 +34,15 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, password: str | None = None) -> None:
-        self.port = free_port()
+    """``args`` go to redis-server as they are (``--maxmemory 1mb``, ``--replicaof ...``); ``binary`` is another
+    build (Redis 3.2, Debian's 7.0) instead of the wheel's; ``port`` a chosen one (a cluster's node)."""
+
+    def __init__(self, password: str | None = None, args: Sequence[str] = (), binary: Path | None = None,
+                 port: int | None = None) -> None:
+        self.port = port or free_port()
         self.password = password
+        self.args = list(args)
+        self.binary = binary or server_binary()
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -49,10 +55,11 @@ class RedisServer:
         return {"IM_STATE_STORE": self.url}
 
     def start(self) -> None:
-        command = [str(server_binary()), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+        command = [str(self.binary), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                    "--appendonly", "no", "--loglevel", "warning"]
         if self.password:
             command += ["--requirepass", self.password]
+        command += self.args
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:
@@ -85,8 +92,9 @@ class RedisServer:
 
 
 @contextmanager
-def redis_server(password: str | None = None) -> Iterator[RedisServer]:
-    server = RedisServer(password)
+def redis_server(password: str | None = None, args: Sequence[str] = (), binary: Path | None = None,
+                 ) -> Iterator[RedisServer]:
+    server = RedisServer(password, args, binary)
     server.start()
     try:
         yield server
