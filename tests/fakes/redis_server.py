@@ -79,7 +79,7 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, decode_responses=True,
-                           socket_timeout=5)
+                           socket_timeout=5, protocol=2)  # RESP2: a Redis before 6.0 knows no HELLO
 
     def reset(self) -> None:
         self.client().flushall()

@@ -34,6 +34,8 @@ READ_ONLY = "read-only replica (a failover in progress, or the URL names a repli
 MOVED = ("cluster redirection not followed: the server is a cluster node but was used as a single server "
          "(INFO, which says so, was refused)")
 CLUSTER_DB = "no such database: a cluster has only database 0 (end the URL with /0)"
+_ACL = ("its ACL needs EVALSHA, EVAL, SCRIPT|LOAD, INFO and, inside the scripts, HGET HMGET HSET HDEL TTL "
+        "EXPIREAT GET SET")
 SHOWN = 160  # characters of a server's own message a cause quotes
 
 # (server code or phrase in the message, cause, transient): the server's words, whatever redis-py made of them
@@ -61,7 +63,7 @@ def _cause(exc: BaseException, *, tls: bool, password: bool) -> tuple[str, bool]
     text = _text(exc)
     if isinstance(exc, rx.AuthenticationError) or text.startswith(("WRONGPASS", "NOAUTH")):
         return (AUTH if password else UNAUTHENTICATED), False
-    if isinstance(exc, rx.NoPermissionError) or "NOPERM" in text:
+    if isinstance(exc, rx.NoPermissionError) or "NOPERM" in text or "executing the script can't run" in text:
         return _no_permission(text), False
     if isinstance(exc, rx.AskError) or re.search(r"-?(MOVED|ASK) \d+ ", text):
         return MOVED, False
@@ -89,8 +91,9 @@ def _text(exc: BaseException) -> str:
 def _no_permission(text: str) -> str:
     command = re.search(r"run the '([^']+)' command", text)
     if command:
-        return (f"no permission: the user may not run {command.group(1).upper()} (its ACL needs EVALSHA, EVAL, "
-                "SCRIPT LOAD and INFO)")
+        return f"no permission: the user may not run {command.group(1).upper()} ({_ACL})"
+    if "executing the script can't run" in text:  # Redis 6's words for a command inside a script
+        return f"no permission: the user may not run a command the scripts use ({_ACL})"
     if "keys" in text:
         return "no permission: the user may not touch the store's keys (its ACL needs ~task#* and ~rate#*)"
     return f"no permission: {text.removeprefix('NOPERM ')[:SHOWN]}"

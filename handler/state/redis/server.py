@@ -23,7 +23,7 @@ from redis.retry import Retry
 
 from handler.observability import logger
 
-OLDEST = (4, 0)  # scripts that write after reading the time need effects replication: 4.0 has it (ARGV time)
+OLDEST = (4, 0)  # the scripts set several hash fields in one HSET (4.0); DESIGN's floor
 CONNECT_TIMEOUT = 0.5
 READ_TIMEOUT = 0.8
 _FIX_POLICY = ("set maxmemory-policy to noeviction (ElastiCache: a custom parameter group with maxmemory-policy "
@@ -33,9 +33,10 @@ _FIX_POLICY = ("set maxmemory-policy to noeviction (ElastiCache: a custom parame
 
 def options() -> dict[str, Any]:
     """Both clients' settings: short timeouts, one more try on a dropped connection (as DynamoDB's two
-    attempts), no CLIENT SETINFO (two round trips fewer on a cold connection)."""
+    attempts), no CLIENT SETINFO (two round trips fewer on a cold connection), and RESP2: redis-py 8 would
+    open with HELLO (RESP3), which a server older than 6.0 does not know, so INFO could not even name it."""
     return {"socket_connect_timeout": CONNECT_TIMEOUT, "socket_timeout": READ_TIMEOUT, "decode_responses": True,
-            "retry": Retry(NoBackoff(), 1), "driver_info": None}
+            "retry": Retry(NoBackoff(), 1), "driver_info": None, "protocol": 2}
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,7 @@ class Facts:
     def refusal(self, eviction_accepted: bool) -> str | None:
         """Why this server cannot keep the order, in words; None when it can."""
         if self.version < OLDEST:
-            return (f"server too old: {self.product} (Redis 4.0 or newer is needed: scripts that write after "
-                    "being given the time, effects replication)")
+            return f"server too old: {self.product} found, Redis 4.0 or newer needed (upgrade the instance)"
         if not eviction_accepted and self.evicts is not False:
             return f"eviction policy: {self.eviction}; {_FIX_POLICY}"
         return None
