@@ -21,6 +21,7 @@ from handler.order.store import StoreMisconfigured, StoreUnavailable, TaskState
 from handler.state.homes import open_slots, open_store
 from handler.state.redis import faults
 from tests.fakes.old_redis import VERSION, old_redis_binary
+from tests.fakes.redis_cluster import redis_cluster
 from tests.fakes.redis_server import RedisServer, free_port, redis_server
 from tests.fakes.silent_server import SilentServer
 from tests.support.homes import Homes, forget_clients
@@ -84,6 +85,26 @@ def test_an_acl_user_with_the_least_rights_runs_the_order_and_the_budget() -> No
         assert ("mode", "standalone") in store.describe()
         wrong = fault_of(lease(url_of(server, "timpush:not-it@")))
     assert isinstance(wrong, StoreMisconfigured) and wrong.cause == "authentication failed (user or password)"
+
+
+def test_an_acl_user_on_a_cluster_also_reads_the_slot_map() -> None:
+    # redis-py's cluster client asks a node for the slots' owners (CLUSTER SLOTS) and the keys' positions
+    # (COMMAND): without them the user is told so, not that no node could be reached
+    with redis_cluster() as cluster:
+        for node in cluster.nodes:
+            node.client().execute_command("ACL SETUSER", "timpush", *LEAST.format(pw="pw").split())
+        url = cluster.url.replace("redis://", "redis://timpush:pw@")
+        short = fault_of(lease(url))
+        forget_clients()
+        for node in cluster.nodes:
+            node.client().execute_command("ACL SETUSER", "timpush", "+cluster|slots", "+command")
+        store = open_store(url)
+        tasks = [TaskKey(1400000001, number) for number in range(12)]
+        assert {cluster.node_of(task.pk).port for task in tasks} == {node.port for node in cluster.nodes}
+        for task in tasks:
+            store.lease(task, "a", FAR, NOW)
+    assert isinstance(short, StoreMisconfigured) and short.cause.startswith(
+        "no permission: the user may not run CLUSTER")
 
 
 def test_a_user_without_permission_is_told_which_command_or_keys() -> None:

@@ -34,8 +34,8 @@ READ_ONLY = "read-only replica (a failover in progress, or the URL names a repli
 MOVED = ("cluster redirection not followed: the server is a cluster node but was used as a single server "
          "(INFO, which says so, was refused)")
 CLUSTER_DB = "no such database: a cluster has only database 0 (end the URL with /0)"
-_ACL = ("its ACL needs EVALSHA, EVAL, SCRIPT|LOAD, INFO and, inside the scripts, HGET HMGET HSET HDEL TTL "
-        "EXPIREAT GET SET")
+_ACL = ("its ACL needs EVALSHA EVAL SCRIPT|LOAD INFO, on a cluster CLUSTER|SLOTS COMMAND, and inside the "
+        "scripts HGET HMGET HSET HDEL TTL EXPIREAT GET SET")
 SHOWN = 160  # characters of a server's own message a cause quotes
 
 # (server code or phrase in the message, cause, transient): the server's words, whatever redis-py made of them
@@ -60,16 +60,13 @@ def fault(store: str, exc: BaseException, *, tls: bool, password: bool) -> Store
 
 
 def _cause(exc: BaseException, *, tls: bool, password: bool) -> tuple[str, bool]:
+    inner = _server_error_behind(exc)
+    if inner is not None:  # the cluster client wraps what a node said ("no node reachable": it said NOPERM)
+        return _cause(inner, tls=tls, password=password)
     text = _text(exc)
-    if isinstance(exc, rx.AuthenticationError) or text.startswith(("WRONGPASS", "NOAUTH")):
-        return (AUTH if password else UNAUTHENTICATED), False
-    if isinstance(exc, rx.NoPermissionError) or "NOPERM" in text or "executing the script can't run" in text:
-        return _no_permission(text), False
-    if isinstance(exc, rx.AskError) or re.search(r"-?(MOVED|ASK) \d+ ", text):
-        return MOVED, False
-    for phrase, cause, transient in _PHRASES:
-        if phrase in f"{text} ":
-            return cause, transient
+    said = _server_said(exc, text, password)
+    if said is not None:
+        return said
     if tls and _handshake(exc):
         return TLS, False
     if isinstance(exc, rx.TimeoutError):
@@ -79,6 +76,23 @@ def _cause(exc: BaseException, *, tls: bool, password: bool) -> tuple[str, bool]
     if isinstance(exc, rx.ResponseError):
         return f"the server refused the call: {text[:SHOWN]}", False
     return f"the server's answer could not be used: {text[:SHOWN]}", True
+
+
+def _server_said(exc: BaseException, text: str, password: bool) -> tuple[str, bool] | None:
+    """The cause where the server's own words (or redis-py's class for them) name it."""
+    if isinstance(exc, rx.AuthenticationError) or text.startswith(("WRONGPASS", "NOAUTH")):
+        return (AUTH if password else UNAUTHENTICATED), False
+    if isinstance(exc, rx.NoPermissionError) or "NOPERM" in text or "executing the script can't run" in text:
+        return _no_permission(text), False
+    if isinstance(exc, rx.AskError) or re.search(r"-?(MOVED|ASK) \d+ ", text):
+        return MOVED, False
+    return next(((cause, transient) for phrase, cause, transient in _PHRASES if phrase in f"{text} "), None)
+
+
+def _server_error_behind(exc: BaseException) -> BaseException | None:
+    if not isinstance(exc, rx.RedisClusterException):
+        return None
+    return next((seen for seen in _chain(exc) if isinstance(seen, rx.RedisError)), None)
 
 
 def _text(exc: BaseException) -> str:
