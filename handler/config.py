@@ -73,6 +73,7 @@ class Settings:
     tencent_ssm_endpoint: str | None = None
     state_store: StoreSpec | None = None  # a Redis URL's password is kept out of its repr
     state_store_password: Secret | None = None  # IM_STATE_STORE_PASSWORD, merged into state_store by load
+    state_store_eviction: bool = False  # IM_STATE_STORE_EVICTION=accept: a Redis that may evict keys is used
     # Several apps (DESIGN IM_APPS): kept as the raw JSON text; handler.apps parses it with plain functions
     # when the process's apps are built, so every problem names IM_APPS and the entry.
     apps_json: Secret | None = None  # holds keys: kept out of repr
@@ -239,6 +240,22 @@ def _redis_url(value: str) -> StoreSpec:
     return StoreSpec(value)
 
 
+def _eviction(value: str) -> bool:
+    if value.strip() != "accept":
+        raise _Rule("must be accept (use a Redis that may evict keys, knowing the order can be lost) or unset, "
+                    f"got {shown(value)}")
+    return True
+
+
+def eviction_accepted(environ: Mapping[str, str] | None = None) -> bool:
+    """IM_STATE_STORE_EVICTION alone, as the Redis home reads it at its first use; ConfigError when malformed."""
+    value = (os.environ if environ is None else environ).get("IM_STATE_STORE_EVICTION", "")
+    try:
+        return _eviction(value) if value else False
+    except ValueError as exc:
+        raise ConfigError(_problem("IM_STATE_STORE_EVICTION", value, exc)) from None
+
+
 def _with_password(settings: Settings) -> Settings:
     """IM_STATE_STORE_PASSWORD goes into the Redis URL (percent-encoded), which must not carry one itself."""
     from urllib.parse import quote, urlsplit
@@ -278,6 +295,7 @@ VARIABLES: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("tencent_ssm_endpoint", "TENCENTCLOUD_SSM_ENDPOINT", _same),
     ("state_store", "IM_STATE_STORE", _state_store),
     ("state_store_password", "IM_STATE_STORE_PASSWORD", Secret),
+    ("state_store_eviction", "IM_STATE_STORE_EVICTION", _eviction),
     ("apps_json", "IM_APPS", Secret),
 )
 

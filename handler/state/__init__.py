@@ -3,7 +3,8 @@ and of the app's send slots (``rate``). A task store keeps, per task (SDKAppID +
 (``Stamp.key``) of the change last applied to each ordered field and a short lease, so that two modifications of
 one task never run at once anywhere in the fleet. ``homes`` chooses one by ``IM_STATE_STORE``, of three with the
 same behaviour: DynamoDB (``IM_STATE_STORE=dynamodb:TABLE``), Redis or Valkey
-(``redis://[:PASSWORD@]HOST:PORT[/DB]``, ``rediss://`` with TLS) and this process's memory (laptop, tests).
+(``redis://[[USER]:PASSWORD@]HOST:PORT[/DB]``, ``rediss://`` with TLS; a cluster node's URL for a cluster:
+docs/state-store.md) and this process's memory (laptop, tests).
 This module imports nothing heavy: boto3 or redis-py comes only with the store that needs it.
 """
 

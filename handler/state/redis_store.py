@@ -9,31 +9,37 @@ recorded nothing, some weeks after a success). The scripts compare the order key
 
 Key ``rate#SDKAPPID#API``: the app's next free send slot (ms), the same conditions as DynamoDB's slot item.
 
+Every script touches exactly one key (KEYS[1]) and is given the time (no ``TIME`` inside a script): so a
+cluster serves it from the key's slot, and Redis 4.0 runs it (a script that writes after reading the time
+needs effects replication, the default only from 5.0).
+
 One client per URL and process, short timeouts and one retry on a dropped connection: a Redis that does not
 answer quickly is reported unavailable (-6, or IM_RATE_FALLBACK for the budget) and nothing is sent unguarded.
-Every error names the store as ``redis://HOST:PORT/DB``, never the password. Imported only when
-``IM_STATE_STORE`` names a Redis (``redis://`` or ``rediss://`` for TLS): redis-py is not on the cold path
-otherwise.
+At its first use the server is asked what it is (``handler.state.redis.server``: one INFO; too old, or able to
+evict, is refused; a cluster node gets the cluster client). Every error names the store as
+``redis://HOST:PORT/DB``, never the password, and says its cause in words (``handler.state.redis.faults``).
+Imported only when ``IM_STATE_STORE`` names a Redis (``redis://`` or ``rediss://`` for TLS): redis-py is not on
+the cold path otherwise.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import redis
-from redis.backoff import NoBackoff
 from redis.commands.core import Script
-from redis.exceptions import RedisError
-from redis.retry import Retry
+from redis.exceptions import RedisClusterException, RedisError
 
+from handler import config
 from handler.order.key import Stamp, TaskKey
-from handler.order.store import LeaseTaken, StoreUnavailable, TaskState
+from handler.order.store import LeaseTaken, StoreMisconfigured, StoreUnavailable, TaskState
+from handler.state.redis import server
+from handler.state.redis.faults import fault
 
-CONNECT_TIMEOUT = 0.5
-READ_TIMEOUT = 0.8
 PREFIX = {"SchedAt": "sched_at", "Content": "content"}  # ordered field -> hash field prefix
 LEASE_KEEP = 86_400  # seconds a task's key outlives a lease that recorded nothing (DynamoDB's if_not_exists)
 
@@ -61,10 +67,11 @@ if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIREAT', KEYS[1], ARGV[4]) 
 return {{0, ARGV[2], unpack(state)}}
 """
 # ARGV: owner, expires_at, then (prefix, key, by) per field: raise each field only where ours is newer
-# An expiry already past is not applied at once (DynamoDB's TTL sweeps some hours later too): the key keeps a day.
-_RECORD = _NEWER + f"""
+# An expiry already past is not applied at once (DynamoDB's TTL sweeps some hours later too): the caller gives
+# expires_at no sooner than a day from its now (record()), so the script needs no TIME.
+_RECORD = _NEWER + """
 local function expire_at(at)
-  redis.call('EXPIREAT', KEYS[1], math.max(tonumber(at), tonumber(redis.call('TIME')[1]) + {LEASE_KEEP}))
+  redis.call('EXPIREAT', KEYS[1], at)
 end
 local mine = redis.call('HGET', KEYS[1], 'lease_owner') == ARGV[1]
 for i = 3, #ARGV, 3 do
@@ -105,16 +112,27 @@ end
 
 
 class _Redis:
-    """One URL's client and its registered scripts (EVALSHA, loaded again by redis-py after a server restart)."""
+    """One URL's client and its registered scripts (EVALSHA, loaded again by redis-py after a server restart),
+    with what INFO said of the server (None: INFO refused) and, for a server that cannot keep the order, why."""
 
     def __init__(self, url: str) -> None:
-        self.client = redis.Redis.from_url(
-            url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=READ_TIMEOUT, decode_responses=True,
-            retry=Retry(NoBackoff(), 1),  # one more try on a dropped connection, as DynamoDB's two attempts
-            driver_info=None)  # no CLIENT SETINFO: two round trips fewer on a cold connection
+        name = store_name(url)
+        self.client: redis.Redis | redis.RedisCluster = redis.Redis.from_url(url, **server.options())
+        self.facts = server.read_facts(self.client, name)
+        self.accepted = config.eviction_accepted()
+        why = self.facts.refusal(self.accepted) if self.facts else None
+        self.refused = StoreMisconfigured(name, why) if why else None
+        if self.facts and self.facts.cluster and not why:
+            self.client.close()
+            self.client = server.cluster_client(url)
         self.scripts: dict[str, Script] = {
             name: self.client.register_script(text) for name, text in
             (("lease", _LEASE), ("record", _RECORD), ("release", _RELEASE), ("reserve", _RESERVE), ("hold", _HOLD))}
+
+    def usable(self) -> _Redis:
+        if self.refused:
+            raise self.refused
+        return self
 
 
 _CLIENTS: dict[str, _Redis] = {}
@@ -154,9 +172,22 @@ class _Home:
 
     def _run(self, script: str, key: str, *args: object) -> Any:
         try:
-            return _connection(self._url).scripts[script](keys=[key], args=[str(arg) for arg in args])
-        except RedisError as exc:
-            raise StoreUnavailable(self.name, type(exc).__name__) from None
+            return self._held().scripts[script](keys=[key], args=[str(arg) for arg in args])
+        except (RedisError, RedisClusterException) as exc:
+            raise self._fault(exc) from None
+
+    def _held(self) -> _Redis:
+        """This URL's client, the server asked what it is at first use; StoreMisconfigured where it is refused."""
+        try:
+            return _connection(self._url).usable()
+        except (RedisError, RedisClusterException) as exc:
+            raise self._fault(exc) from None
+        except config.ConfigError as exc:  # IM_STATE_STORE_EVICTION malformed (a cold start says so first)
+            raise StoreMisconfigured(self.name, str(exc)) from None
+
+    def _fault(self, exc: BaseException) -> StoreUnavailable:
+        parts = urlsplit(self._url)
+        return fault(self.name, exc, tls=parts.scheme == "rediss", password=parts.password is not None)
 
 
 class RedisStore(_Home):
@@ -170,13 +201,17 @@ class RedisStore(_Home):
 
     def record(self, task: TaskKey, owner: str, applied: Mapping[str, Stamp], expires_at: int) -> None:
         fields = [part for name, stamp in applied.items() for part in (PREFIX[name], stamp.key, stamp.by)]
-        self._run("record", task.pk, owner, expires_at, *fields)
+        self._run("record", task.pk, owner, max(expires_at, int(time.time()) + LEASE_KEEP), *fields)
 
     def release(self, task: TaskKey, owner: str) -> None:
         self._run("release", task.pk, owner)
 
     def describe(self) -> list[tuple[str, str]]:
-        return [("kind", f"Redis at {self.name}")]
+        """("kind", ...), then the version, standalone or cluster, the eviction policy (as INFO told them)."""
+        held = self._held()
+        if held.facts is None:
+            return [("kind", f"Redis at {self.name}"), ("version", "unknown: the server refused INFO")]
+        return [("kind", f"Redis at {self.name}"), *held.facts.describe(held.accepted)]
 
 
 def _state(values: Sequence[str]) -> TaskState:

