@@ -83,7 +83,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obje
     Console(soft_wrap=True, width=None if sys.stdout.isatty() else PIPE_WIDTH).print(table)
 
 
-_LEFT = {"class", "title", "type", "state"}  # the text columns
+_LEFT = {"class", "title", "type", "state", "outcome", "source", "change", "fields", "superseded by"}  # text
 
 
 def _fill(table: Any, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
