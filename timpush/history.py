@@ -102,8 +102,8 @@ def _pairs(value: object) -> str:
 
 
 def _time(value: object) -> str:
-    """``2030-06-15T14:00:00.123Z`` as ``2030-06-15 14:00:00.123``."""
-    return str(value or "").replace("T", " ").removesuffix("Z")
+    """``2030-06-15T14:00:00.123Z`` as ``2030-06-15 14:00:00`` (the milliseconds are in ``--json``)."""
+    return str(value or "").replace("T", " ")[:19]
 
 
 def _usage(problem: str) -> int:
