@@ -75,7 +75,7 @@ def _tour(emu: Emulator, key: str, dead: Path) -> None:
     _print_tasks(emu, key)
     _print_retries(emu)
     _print_dead_letters(dead)
-    told = story.begin(emu, _say)
+    told = story.begin(emu, _say, _late_events)
     _redrive(emu, dead)
     demo_apps.show(emu, dead, _say)
     story.end(told, _say)

@@ -1,7 +1,7 @@
 """The demo's last stop: who moved my push? One task's history (DESIGN "Task history") told from its start.
 
 ``begin`` creates a task and changes it three ways before the demo's redrive: an operator's PATCH (applied), a
-queue message sent a minute before it and delivered late (superseded by the operator's change), and a direct
+queue message sent 5 minutes before it and delivered late (superseded by the operator's change), and a direct
 invocation while the server fails (dead-lettered, retryable). The demo's ``timpush redrive --to direct`` then
 applies that one again. ``end`` prints the history through ``timpush history``'s own code, from the store this
 process's handler wrote to: here its memory (the demo runs without ``IM_STATE_STORE``); in a fleet,
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from handler.im import client
 from handler.im.usersig import generate
@@ -24,6 +24,7 @@ from timpush.context import LocalContext
 from timpush.emulator import Emulator, Fault
 
 Say = Callable[[str], None]
+Event = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -32,19 +33,13 @@ class Told:
     task: TaskKey
 
 
-def begin(emu: Emulator, say: Say) -> Told:
-    """Three changes of a new task, through HTTP, SQS and a direct invocation; the last one dead-lettered."""
+def begin(emu: Emulator, say: Say, late_events: Callable[[int], tuple[Event, Event]]) -> Told:
+    """Three changes of a new task, through HTTP, SQS and a direct invocation; the last one dead-lettered.
+    ``late_events(task)``: the demo's operator's PATCH and its queue message sent 5 minutes before."""
     from handler import lambda_handler, runtime
-    from timpush.demo import EVENTS, as_of_now
 
     task = _create(emu)
-    patch = as_of_now(json.loads((EVENTS / "http-api-v2.json").read_text(encoding="utf-8")))
-    patch["rawPath"] = patch["requestContext"]["http"]["path"] = f"/sched-tasks/{task}"
-    patch["pathParameters"] = {"taskId": str(task)}
-    patch["body"] = json.dumps({"Type": "All", "SchedAt": "2031-07-01 10:00:00"})
-    late = as_of_now(json.loads((EVENTS / "sqs-standard.json").read_text(encoding="utf-8")), ago=60)
-    late["Records"] = late["Records"][:1]
-    late["Records"][0]["body"] = json.dumps({"TaskID": task, "Type": "All", "SchedAt": "2031-06-20 09:00:00"})
+    patch, late = late_events(task)
     direct = {"TaskID": task, "Type": "All", "Content": {"OfflinePushInfo": {"Title": "Launch day: doors at eleven",
                                                                              "Desc": "One hour later"}}}
     with contextlib.redirect_stdout(io.StringIO()):  # EMF metric lines
@@ -55,7 +50,7 @@ def begin(emu: Emulator, say: Say) -> Told:
             lambda_handler(direct, LocalContext(timeout_seconds=30))
         finally:
             emu.clear_faults()
-    say(f"\nTask {task}: an operator's PATCH, a queue message sent a minute earlier and delivered late, and a "
+    say(f"\nTask {task}: an operator's PATCH, a queue message sent 5 minutes earlier and delivered late, and a "
         "direct invocation while the server fails (dead-lettered, retryable): the redrive below brings it back.")
     return Told(runtime.runtime().modifier.order.store, TaskKey(emu.settings.sdkappid, task))
 
