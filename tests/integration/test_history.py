@@ -42,8 +42,8 @@ def homes() -> Iterator[Homes]:
         yield running
 
 
-@pytest.fixture(params=ALL)
-def home(request: pytest.FixtureRequest, homes: Homes, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
+def _entered(request: pytest.FixtureRequest, homes: Homes, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
+    """The home named by the fixture's param, emptied, its variables set for this test."""
     chosen = homes.get(request.param)
     for name, value in chosen.env.items():
         monkeypatch.setenv(name, value)
@@ -51,13 +51,8 @@ def home(request: pytest.FixtureRequest, homes: Homes, monkeypatch: pytest.Monke
     forget_clients()
 
 
-@pytest.fixture(params=SHARED)
-def shared(request: pytest.FixtureRequest, homes: Homes, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
-    chosen = homes.get(request.param)
-    for name, value in chosen.env.items():
-        monkeypatch.setenv(name, value)
-    yield chosen
-    forget_clients()
+home = pytest.fixture(params=ALL, name="home")(_entered)
+shared = pytest.fixture(params=SHARED, name="shared")(_entered)
 
 
 @pytest.fixture
