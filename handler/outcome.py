@@ -16,6 +16,7 @@ from handler.model import format_issued_at
 from handler.observability import logger, metrics, on_scf
 
 if TYPE_CHECKING:
+    from handler.order.history import Draft
     from handler.order.key import Stamp
 
 
@@ -45,6 +46,7 @@ class Outcome:
     dropped: Mapping[str, Any] = field(default_factory=dict)  # field -> the newer change that won it
     sdkappid: int | None = None  # the app it was for, once known (logs, per-app metrics, dead letters)
     stamp: Stamp | None = None  # a failure's whole order key, which its dead letter keeps (DESIGN "Order")
+    history: Draft | None = None  # a failure's entry-to-be in its task's history, once it is dead-lettered
 
     @property
     def failed(self) -> bool:

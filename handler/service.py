@@ -4,13 +4,15 @@ Order of work: validate locally (bad input never reaches the API), get the ident
 take the task (its lease, and which fields are newer than what was applied: DESIGN "Order"), pace,
 sign, send; retry what is retryable within the attempt budget and the invocation deadline; refresh
 the UserSig and re-fetch the secret once after an auth answer; record a success, release the task.
+A modification that reaches its task leaves an entry in the task's history (DESIGN "Task history"): the order
+writes a success's and a superseded change's; an adapter that dead-letters a failure calls ``dead_lettered``.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -32,8 +34,10 @@ from handler.model import (
     validate,
 )
 from handler.observability import logger
+from handler.order import history
+from handler.order.history import Draft
 from handler.order.key import Issue, Stamp, TaskKey
-from handler.order.payload import later_fields
+from handler.order.payload import later_changes
 from handler.order.store import StoreUnavailable
 from handler.order.task import Claim, TaskBusy, TaskOrder
 from handler.outcome import Outcome, Status
@@ -95,11 +99,18 @@ class Modifier:
         own IssuedAt is older (DESIGN "Order": position breaks only equal issue times)."""
         issue = issue or Issue(datetime.now(UTC))
         issues = [issue.entry(i) for i in range(len(items))]
-        laters = later_fields(items, issues, self._apps.only)
+        laters = later_changes(items, issues, self._apps.only)
         return [self.apply(item, deadline, one, later) for item, one, later in zip(items, issues, laters, strict=True)]
 
+    def dead_lettered(self, outcomes: Sequence[Outcome]) -> None:
+        """Each failure that reached its task and is now dead-lettered leaves its entry in the task's history
+        (the adapter calls this once the dead letters are written); a history not written is only a WARNING."""
+        for outcome in outcomes:
+            if outcome.failed and outcome.history is not None:
+                self.order.noted(outcome.history.task, outcome.history, history.DEAD_LETTERED, outcome.code)
+
     def apply(self, item: Item, deadline: float, issue: Issue | None = None,
-              later: frozenset[str] = frozenset()) -> Outcome:
+              later: Mapping[str, Stamp] | None = None) -> Outcome:
         """Validate, order and send one modification; ``deadline`` is on the ``clock`` (monotonic) scale.
 
         ``issue`` is when the trigger says the change was made (its own ``IssuedAt`` wins), by which change
@@ -107,12 +118,12 @@ class Modifier:
         same task with a greater key. A failure carries its order key (``stamp``) for its dead letter.
         """
         issue = issue or Issue(datetime.now(UTC))
-        outcome = self._apply(item, issue, later, deadline)
+        outcome = self._apply(item, issue, later or {}, deadline)
         if outcome.failed:
             return replace(outcome, stamp=issue.stamp(outcome.issued_at, issue.pos))
         return outcome
 
-    def _apply(self, item: Item, issue: Issue, later: frozenset[str], deadline: float) -> Outcome:
+    def _apply(self, item: Item, issue: Issue, later: Mapping[str, Stamp], deadline: float) -> Outcome:
         request = _as_request(item)
         try:
             modification = validate(item.parsed, sdkappid=self._apps.only, now=datetime.now(UTC))
@@ -131,15 +142,18 @@ class Modifier:
             return _secret_failure(item, modification.summary(), exc, issued_at, modification.Sdkappid)
         state = _Attempt(app, identity, issued_at, caller_waiting=issue.caller_waiting)
         state.dropped = {name: LATER_ENTRY for name in modification.fields if name in later}  # as the order holds
-        return self._ordered(item, modification, state, later, issue.stamp(issued_at, issue.pos), deadline)
+        stamp = issue.stamp(issued_at, issue.pos)
+        draft = Draft(TaskKey(app.sdkappid, modification.TaskID), stamp, issue.kind,
+                      history.fields_of(modification.SchedAt, modification.Content), _request_id())
+        return self._ordered(item, modification, state, later, draft, deadline)
 
-    def _ordered(self, item: Item, mod: Modification, state: _Attempt, later: frozenset[str], stamp: Stamp,
+    def _ordered(self, item: Item, mod: Modification, state: _Attempt, later: Mapping[str, Stamp], draft: Draft,
                  deadline: float) -> Outcome:
         """Send the fields the order says are newest, holding the task's lease; record a success."""
         try:
-            claim = self.order.claim(TaskKey(state.app.sdkappid, mod.TaskID), mod.fields, stamp, deadline, later)
+            claim = self.order.claim(draft.task, mod.fields, draft.stamp, deadline, later, draft)
         except (TaskBusy, StoreUnavailable) as exc:
-            return _unordered(item, mod, state, exc)
+            return replace(_unordered(item, mod, state, exc), history=draft)
         state.send = claim.kept
         state.dropped.update({name: won_by(stamp) for name, stamp in claim.won.items()})
         if not claim.kept:
@@ -150,15 +164,15 @@ class Modifier:
             self._let_go(claim, deadline)
             raise
         if outcome.succeeded:
-            self._record(claim, mod, deadline)
-        else:
-            self._let_go(claim, deadline)  # a failure records nothing
-        return outcome
+            self._record(claim, mod, draft, deadline)
+            return outcome
+        self._let_go(claim, deadline)  # a failure records nothing
+        return replace(outcome, history=replace(draft, left_out=claim.left_out))
 
-    def _record(self, claim: Claim, mod: Modification, deadline: float) -> None:
+    def _record(self, claim: Claim, mod: Modification, draft: Draft, deadline: float) -> None:
         sched_at = parse_sched_at(mod.SchedAt) if mod.SchedAt and "SchedAt" in claim.kept else None
         try:
-            self.order.applied(claim, sched_at, deadline)
+            self.order.applied(claim, sched_at, draft, deadline)
         except StoreUnavailable as exc:
             # Sent and answered OK, so the outcome stands; only a later redelivery may send it again.
             logger.warning("modification applied but its order not recorded", extra={
@@ -225,6 +239,12 @@ class Modifier:
         except SecretUnavailable:
             return False
         return True
+
+
+def _request_id() -> str | None:
+    """The invocation's request id, as the entry points put it in the log lines (none in a local tool)."""
+    value = logger.get_current_keys().get("function_request_id")
+    return value if isinstance(value, str) else None
 
 
 def _as_request(item: Item) -> Any:

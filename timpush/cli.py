@@ -211,6 +211,8 @@ _PLUGINS: dict[str, tuple[str, str]] = {
              "load modifications from CSV or JSON Lines onto the work queue (sqs:URL) or apply them now (direct)"),
     "tasks": ("timpush.tasks", "read scheduled push tasks back: get TASKID... or list [--limit N]"),
     "check": ("timpush.check", "run every cold-start check against the current environment, one line each"),
+    "history": ("timpush.history", "a task's history from the state store: who moved my push, from where, and "
+                                   "what happened to the others"),
 }
 
 

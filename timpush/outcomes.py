@@ -83,14 +83,16 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obje
     Console(soft_wrap=True, width=None if sys.stdout.isatty() else PIPE_WIDTH).print(table)
 
 
-_LEFT = {"class", "title", "type", "state"}  # the text columns
+_LEFT = {"class", "title", "type", "state", "outcome", "source", "change", "fields", "superseded by"}  # text
+_WRAP = {"title", "change", "fields", "superseded by"}  # long text: wraps in a narrow terminal
 
 
 def _fill(table: Any, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """The rich table's columns and rows."""
     for name in columns:
-        # codes, counts, states and times stay on one line; titles wrap when the terminal is narrow
-        table.add_column(name, justify="left" if name in _LEFT else "right", no_wrap=name != "title")
+        # codes, counts, states and times stay on one line; titles (and a history's ids) wrap when it is narrow
+        table.add_column(name, justify="left" if name in _LEFT else "right", no_wrap=name not in _WRAP,
+                         overflow="fold" if name in _WRAP else "ellipsis")  # an id too long folds, never cut
     for i, row in enumerate(rows):
         table.add_row(*(str(x) for x in row), style="bold" if i == len(rows) - 1 and row[0] == "total" else None)
 

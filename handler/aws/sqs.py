@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -151,6 +152,7 @@ def _finish(body: str, items: list[Item], outcomes: list[Outcome], source: Sourc
         runtime.dead_letters.send(docs)
     except DeadLetterError as exc:  # logged with its records by send: the message stays in its queue
         raise RetryLater(str(exc)) from exc
+    runtime.modifier.dead_lettered(outcomes)  # their entries in their tasks' histories
     report_all(outcomes, DEAD_LETTERED, source.as_dict())
 
 
@@ -165,7 +167,7 @@ def issue_of(message: SQSRecord) -> Issue:
     attributes = message.raw_event.get("messageAttributes")
     carried = carried_issue(attributes)
     if carried is not None:
-        return carried
+        return replace(carried, source="sqs")  # its own id, and the trigger that brought it back
     at = issued_at_attribute(attributes)
     if at is None:
         sent = message.attributes.sent_timestamp

@@ -64,6 +64,12 @@ class Issue:
     caller_waiting: bool = False  # someone waits on the answer (HTTP): may reserve further ahead in the budget
     seq: int = 0  # the queue's own order (FIFO SequenceNumber), 0 when none
     pos: int = 0  # the position of the payload's first entry: 0, or a redriven entry's own (it travels alone)
+    source: str = ""  # the trigger it came through, where ``by`` names another (a redriven change keeps its id)
+
+    @property
+    def kind(self) -> str:
+        """The source a task's history names (``sqs``, ``http``, ``direct``, ``redrive``, ``scf``, ...)."""
+        return self.source or self.by.partition(":")[0] or "direct"
 
     def stamp(self, at: datetime | None = None, pos: int = 0) -> Stamp:
         return Stamp(round((at or self.at).timestamp() * 1000), self.by, self.seq, pos)

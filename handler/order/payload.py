@@ -20,26 +20,34 @@ from handler.order.key import Issue, Stamp
 
 
 def later_fields(items: Sequence[Item], issues: Sequence[Issue], only_app: int | None = None) -> list[frozenset[str]]:
-    """For each item, the ordered fields that a later item for the same task sets with a greater key.
+    """For each item, the ordered fields that a later item for the same task sets with a greater key."""
+    return [frozenset(later) for later in later_changes(items, issues, only_app)]
+
+
+def later_changes(items: Sequence[Item], issues: Sequence[Issue], only_app: int | None = None,
+                  ) -> list[dict[str, Stamp]]:
+    """For each item, the ordered fields that a later item for the same task sets with a greater key, each with
+    the stamp of the newest such item (the change that wins it: a task's history names it).
 
     ``issues[i]`` is item i's issue (the payload's, at its position). The same task: the same TaskID and
     app. An entry without Sdkappid is for ``only_app`` when the deployment serves one app; with several it
     names no app (it is refused) and holds back only entries like it.
     """
     if len(items) < 2:
-        return [frozenset()] * len(items)
-    newest: dict[tuple[str, str], dict[str, str]] = {}  # task -> field -> greatest key of a later entry
-    out: list[frozenset[str]] = []
+        return [{} for _ in items]
+    newest: dict[tuple[str, str], dict[str, Stamp]] = {}  # task -> field -> the greatest stamp of a later entry
+    out: list[dict[str, Stamp]] = []
     for item, issue in zip(reversed(items), reversed(issues), strict=True):
         task = _task(item.parsed, only_app)
         if task is None:
-            out.append(frozenset())
+            out.append({})
             continue
-        key = entry_stamp(item.parsed, issue).key
+        stamp = entry_stamp(item.parsed, issue)
         later = newest.setdefault(task, {})
-        out.append(frozenset(name for name, other in later.items() if other > key))
+        out.append({name: other for name, other in later.items() if other.key > stamp.key})
         for name in _fields(item.parsed):
-            later[name] = max(later.get(name, key), key)
+            if name not in later or later[name].key < stamp.key:
+                later[name] = stamp
     return out[::-1]
 
 

@@ -59,11 +59,21 @@ class TaskStore(Protocol):
     def lease(self, task: TaskKey, owner: str, until_ms: int, now_ms: int) -> TaskState:
         """Take the task's lease (free, expired, or already ``owner``'s) and return its state, or raise LeaseTaken."""
 
-    def record(self, task: TaskKey, owner: str, applied: Mapping[str, Stamp], expires_at: int) -> None:
-        """After a success: raise the fields' stamps (never lower them) and release the lease."""
+    def record(self, task: TaskKey, owner: str, applied: Mapping[str, Stamp], expires_at: int,
+               entry: str | None = None) -> None:
+        """After a success: raise the fields' stamps (never lower them) and release the lease; in the same
+        write, append ``entry`` to the task's history (``handler.order.history``), keeping the newest CAP."""
 
-    def release(self, task: TaskKey, owner: str) -> None:
-        """Give the lease back without recording anything (a failure records nothing)."""
+    def release(self, task: TaskKey, owner: str, entry: str | None = None) -> None:
+        """Give the lease back without recording an order (a failure records none); in the same write, append
+        ``entry`` to the history (a change superseded under the lease)."""
+
+    def note(self, task: TaskKey, entry: str, expires_at: int) -> None:
+        """Append ``entry`` to the task's history in one write of its own (a dead letter, a change superseded
+        without the lease); ``expires_at`` only for a task the store keeps nothing of yet."""
+
+    def history(self, task: TaskKey) -> list[str]:
+        """The task's history as kept, oldest first (the newest CAP, or a few more a next write trims)."""
 
     def describe(self) -> list[tuple[str, str]]:
         """What the home stands on, as ``timpush check`` prints it: (what, found) pairs, e.g. ("kind", "Redis 7.0.15,

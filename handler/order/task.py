@@ -6,6 +6,11 @@ position) is greater than the key last applied to that field of the task; an equ
 by the rest of the key, so every instance ends a tie the same way whichever it saw first. Only a success
 raises the stamps; a failure records nothing. The lease lasts until the invocation's deadline (plus the
 margin the adapter keeps to report), so a crashed process frees the task by itself.
+
+Given a ``Draft`` (``handler.order.history``), the order also writes the task's history: a success's entry in the
+record, a superseded change's in the release of its lease (or, without one, in a write of its own), a dead
+letter's in a write of its own (``noted``). A history that cannot be written is a WARNING and a metric, never the
+modification's failure: a combined write that fails is made again without the entry.
 """
 
 from __future__ import annotations
@@ -17,10 +22,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
+from handler.im.codes import SUPERSEDED
+from handler.order import history
 from handler.order.faults import steady
+from handler.order.history import Draft
 from handler.order.key import Stamp, TaskKey
-from handler.order.store import LeaseTaken, TaskState, TaskStore
+from handler.order.store import LeaseTaken, StoreUnavailable, TaskState, TaskStore
+
+T = TypeVar("T")
 
 LEASE_WAIT = 1.0  # seconds a modification waits for a busy task before it is retried later
 LEASE_POLL = 0.1  # seconds between tries while waiting (jittered)
@@ -41,11 +52,16 @@ class Claim:
     stamp: Stamp
     kept: tuple[str, ...]
     won: Mapping[str, Stamp] = field(default_factory=dict)  # dropped field -> the change applied to it
-    held: tuple[str, ...] = ()  # dropped because a later entry of the same payload sets it with a greater key
+    held: Mapping[str, Stamp] = field(default_factory=dict)  # dropped: a later entry of the payload sets it newer
 
     @property
     def leased(self) -> bool:
         return bool(self.kept)
+
+    @property
+    def left_out(self) -> dict[str, Stamp]:
+        """Every field left out and the change that won it (a later entry of the payload, or the store's)."""
+        return {**self.held, **self.won}
 
 
 class TaskOrder:
@@ -58,56 +74,103 @@ class TaskOrder:
         self._sleep = sleep
 
     def claim(self, task: TaskKey, fields: Sequence[str], stamp: Stamp, deadline: float,
-              later: frozenset[str] = frozenset()) -> Claim:
+              later: Mapping[str, Stamp] | None = None, draft: Draft | None = None) -> Claim:
         """The one question the service asks: which of ``fields`` this change may send, holding the task.
 
         A field is sent only when no later entry of the same payload sets it with a greater key (``later``,
-        from ``payload.later_fields``: decided without the store) and the store applied nothing newer to it.
-        Nothing to send means no lease is held. Raises TaskBusy when another modification holds the task
-        past the wait, StoreUnavailable when the store cannot be reached.
+        field -> that entry's stamp, from ``payload.later_changes``: decided without the store) and the store
+        applied nothing newer to it. Nothing to send means no lease is held, and (given a ``draft``) the
+        superseded change's entry is written. Raises TaskBusy when another modification holds the task past the
+        wait, StoreUnavailable when the store cannot be reached.
         """
-        held = tuple(name for name in fields if name in later)
+        later = later or {}
+        held = {name: later[name] for name in fields if name in later}
         fields = [name for name in fields if name not in later]
         if not fields:
-            return Claim(task, "", stamp, (), held=held)
-        claim = self._claim(task, fields, stamp, deadline)
+            claim = Claim(task, "", stamp, (), held=held)
+            self._superseded(claim, draft)
+            return claim
+        claim = self._claim(task, fields, stamp, deadline, held, draft)
         return replace(claim, held=held) if held else claim
 
-    def _claim(self, task: TaskKey, fields: Sequence[str], stamp: Stamp, deadline: float) -> Claim:
+    def _claim(self, task: TaskKey, fields: Sequence[str], stamp: Stamp, deadline: float,
+               held: Mapping[str, Stamp], draft: Draft | None) -> Claim:
         owner = secrets.token_hex(16)  # as unique as a uuid4, without uuid's import of platform at cold start
         until_ms = round((self._clock() + deadline - self._monotonic() + LEASE_MARGIN) * 1000)
         give_up = min(self._monotonic() + LEASE_WAIT, deadline)
         while True:
             try:
-                state = steady(lambda: self.store.lease(task, owner, until_ms, round(self._clock() * 1000)),
-                               deadline, self._monotonic, self._sleep)  # the same owner: a retry finds its own lease
+                # the same owner: a retry whose answer was lost finds its own lease
+                state = self._steady(lambda: self.store.lease(task, owner, until_ms, round(self._clock() * 1000)),
+                                     deadline)
             except LeaseTaken as taken:
-                claim = _decide(task, owner, fields, stamp, taken.state)
-                if not claim.kept:
-                    return claim  # older than what is applied: no need to wait for the holder
+                claim = _decide(task, "", fields, stamp, taken.state)
+                if not claim.kept:  # older than what is applied: no need to wait for the holder
+                    self._superseded(replace(claim, held=held), draft)
+                    return claim
                 if self._monotonic() + LEASE_POLL >= give_up:
                     raise TaskBusy(f"task {task.task_id} is being modified by another invocation") from None
                 self._sleep(LEASE_POLL * random.uniform(0.5, 1.5))  # noqa: S311 (jitter, not security)
                 continue
             claim = _decide(task, owner, fields, stamp, state)
             if not claim.kept:
-                steady(lambda: self.store.release(task, owner), deadline, self._monotonic, self._sleep)
+                self._release_superseded(replace(claim, held=held), owner, draft, deadline)
             return claim
 
-    def applied(self, claim: Claim, sched_at: datetime | None, deadline: float = math.inf) -> None:
-        """Record a success: the kept fields now carry this change's stamp; the lease is released.
+    def applied(self, claim: Claim, sched_at: datetime | None, draft: Draft | None = None,
+                deadline: float = math.inf) -> None:
+        """Record a success: the kept fields now carry this change's stamp; the lease is released; the entry
+        (given a ``draft``) is appended in the same write.
 
-        Transient store faults are tried again while a try can end before ``deadline`` (``faults.steady``).
+        Transient store faults are tried again while a try can end before ``deadline`` (``faults.steady``). A
+        write that fails otherwise is made once more without the entry: the order never waits on its history.
         """
-        keep_from = max(self._clock(), sched_at.timestamp() if sched_at else 0.0)
-        expires_at = int(keep_from + KEEP_AFTER.total_seconds())
-        stamps = dict.fromkeys(claim.kept, claim.stamp)
-        steady(lambda: self.store.record(claim.task, claim.owner, stamps, expires_at), deadline, self._monotonic,
-               self._sleep)
+        now = self._clock()
+        expires_at = int(max(now, sched_at.timestamp() if sched_at else 0.0) + KEEP_AFTER.total_seconds())
+        entry = replace(draft, left_out=claim.left_out).entry(history.SUCCEEDED, 0, now) if draft else None
+        applied = dict.fromkeys(claim.kept, claim.stamp)
+        try:
+            self._steady(lambda: self.store.record(claim.task, claim.owner, applied, expires_at, entry), deadline)
+        except StoreUnavailable as exc:
+            if entry is None or exc.transient:
+                raise  # the store is out of reach: the order without the entry would fail the same way
+            history.not_written(claim.task, self.store.name, exc)
+            self._steady(lambda: self.store.record(claim.task, claim.owner, applied, expires_at), deadline)
 
     def release(self, claim: Claim, deadline: float = math.inf) -> None:
         if claim.leased:
-            steady(lambda: self.store.release(claim.task, claim.owner), deadline, self._monotonic, self._sleep)
+            self._steady(lambda: self.store.release(claim.task, claim.owner), deadline)
+
+    def noted(self, task: TaskKey, draft: Draft, outcome: str, code: int) -> None:
+        """Append a finished outcome's entry in a write of its own (a dead letter); never raises. The draft
+        names what was left out (``Draft.left_out``)."""
+        now = self._clock()
+        try:
+            self.store.note(task, draft.entry(outcome, code, now), int(now + KEEP_AFTER.total_seconds()))
+        except StoreUnavailable as exc:
+            history.not_written(task, self.store.name, exc)
+
+    def _superseded(self, claim: Claim, draft: Draft | None) -> None:
+        """A change superseded without holding the lease: its entry in a write of its own."""
+        if draft is not None and not history.repeated(claim.stamp, claim.left_out):
+            self.noted(claim.task, replace(draft, left_out=claim.left_out), history.SUPERSEDED, SUPERSEDED)
+
+    def _release_superseded(self, claim: Claim, owner: str, draft: Draft | None, deadline: float) -> None:
+        """Give back the lease of a change with nothing to send, its entry (given a draft) in the same write."""
+        if draft is None or history.repeated(claim.stamp, claim.left_out):
+            self._steady(lambda: self.store.release(claim.task, owner), deadline)
+            return
+        entry = replace(draft, left_out=claim.left_out).entry(history.SUPERSEDED, SUPERSEDED, self._clock())
+        try:
+            self._steady(lambda: self.store.release(claim.task, owner, entry), deadline)
+        except StoreUnavailable as exc:
+            if exc.transient:
+                raise
+            history.not_written(claim.task, self.store.name, exc)
+            self._steady(lambda: self.store.release(claim.task, owner), deadline)  # the lease without it, or raise
+
+    def _steady(self, call: Callable[[], T], deadline: float) -> T:
+        return steady(call, deadline, self._monotonic, self._sleep)
 
 
 def _decide(task: TaskKey, owner: str, fields: Sequence[str], stamp: Stamp, state: TaskState) -> Claim:

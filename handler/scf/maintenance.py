@@ -99,6 +99,7 @@ class _Job:
         outcomes = self.runtime.modifier.apply_all(split_payload(doc["raw"]), self.deadline, issue)
         failures = [record(o, source, redrives=redrives_of(doc) + 1) for o in outcomes if o.failed]
         self.runtime.dead_letters.send(failures)  # DeadLetterError: the original stays, the run stops
+        self.runtime.modifier.dead_lettered(outcomes)
         report_all(outcomes, DEAD_LETTERED, source.as_dict())
         self.summary["redriven"] += 1
         self.summary["failed_again"] += bool(failures)

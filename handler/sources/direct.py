@@ -40,6 +40,7 @@ def finish(outcomes: list[Outcome], source: Source, runtime: Runtime, raw: str |
         for doc in docs:
             doc["raw"] = raw
     runtime.dead_letters.send(docs)
+    runtime.modifier.dead_lettered(outcomes)  # their entries in their tasks' histories
     report_all(outcomes, DEAD_LETTERED, source.as_dict())
 
 

@@ -10,6 +10,16 @@ millisecond, as equal issue times did then, so an older change never lowers it (
 returns the item in the same call, and losing the race returns the old item with the failure
 (``ReturnValuesOnConditionCheckFailure``), so no call reads before it writes.
 
+The task's history (``handler.order.history``) is the item's map ``history``: one attribute per entry, named
+``h`` + the entry's time in ms + a random tail, so that entries sort by time and two writers never collide. A list
+cannot be capped in one ``UpdateItem`` (``list_append`` and ``REMOVE history[0]`` overlap), a map can: the lease
+(which returns the whole item) creates the map and shows which entries exist, and the record or release that
+follows under that lease adds its entry and removes the oldest beyond CAP, in the same write. An entry written
+without the lease (a dead letter, a change superseded without it) is added only while the map holds fewer than
+HARD_CAP (``size(history)``), which leaves room for ten such entries between two leases; past it, the refusal
+returns the item and a second write removes the oldest. So a task's item holds at most HARD_CAP + 1 entries of at
+most MAX_ENTRY_BYTES: about 170 KB, well inside DynamoDB's 400 KB item; ``history`` reads the newest CAP.
+
 One client per process, built on first use, with short timeouts and few retries: a store that does
 not answer quickly is reported unavailable (-6) and the modification is retried later, never sent
 unguarded. ``AWS_ENDPOINT_URL_DYNAMODB`` (boto3's own variable) points it elsewhere, e.g. at moto.
@@ -17,7 +27,9 @@ unguarded. ``AWS_ENDPOINT_URL_DYNAMODB`` (boto3's own variable) points it elsewh
 
 from __future__ import annotations
 
+import secrets
 import threading
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +37,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from handler.order.history import CAP
 from handler.order.key import Stamp, TaskKey
-from handler.order.store import LeaseTaken, TaskState
+from handler.order.store import LeaseTaken, StoreUnavailable, TaskState
 from handler.state.dynamodb_faults import fault
 
 if TYPE_CHECKING:
@@ -41,6 +54,8 @@ CONDITION_FAILED = "ConditionalCheckFailedException"
 LEGACY_SEQ = 10 ** 40 - 1  # the queue order given to a change recorded without a key: above any real one
 LEGACY_POS = 10 ** 6 - 1
 NO_ID = "-"  # the ``_by`` of a change without an id, as the previous version wrote it; read back as ""
+HARD_CAP = CAP + 10  # entries an entry written without the lease may find before it trims first
+SEEN_MAX = 1_000  # leases whose history this process remembers until their record or release
 
 _CLIENT: list[DynamoDBClient] = []
 _CLIENT_LOCK = threading.Lock()
@@ -64,36 +79,105 @@ class DynamoStore:
     def __init__(self, table: str) -> None:
         self.table = table
         self.name = f"dynamodb:{table}"
+        self._seen: dict[str, list[str]] = {}  # lease owner -> the history's entry names its lease returned
+        self._seen_lock = threading.Lock()
 
     def lease(self, task: TaskKey, owner: str, until_ms: int, now_ms: int) -> TaskState:
         try:
             answer = self._update(
-                task, "SET lease_owner = :o, lease_until = :u, expires_at = if_not_exists(expires_at, :e)",
-                {":o": {"S": owner}, ":u": _n(until_ms), ":now": _n(now_ms), ":e": _n(until_ms // 1000 + 86_400)},
+                task, "SET lease_owner = :o, lease_until = :u, expires_at = if_not_exists(expires_at, :e), "
+                      "history = if_not_exists(history, :h)",
+                {":o": {"S": owner}, ":u": _n(until_ms), ":now": _n(now_ms), ":e": _n(until_ms // 1000 + 86_400),
+                 ":h": {"M": {}}},
                 "attribute_not_exists(lease_until) OR lease_until < :now OR lease_owner = :o",
                 ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except _Lost as lost:
             raise LeaseTaken(_state(lost.item), int(lost.item.get("lease_until", {}).get("N", "0"))) from None
-        return _state(answer.get("Attributes", {}))
+        item = answer.get("Attributes", {})
+        with self._seen_lock:
+            self._seen[owner] = sorted(item.get("history", {}).get("M", {}))
+            while len(self._seen) > SEEN_MAX:  # a lease never given back (a crash mid-way): forget the oldest
+                del self._seen[next(iter(self._seen))]
+        return _state(item)
 
-    def record(self, task: TaskKey, owner: str, applied: Mapping[str, Stamp], expires_at: int) -> None:
+    def record(self, task: TaskKey, owner: str, applied: Mapping[str, Stamp], expires_at: int,
+               entry: str | None = None) -> None:
         sets, values = _stamp_sets(applied)
         values.update({":o": {"S": owner}, ":e": _n(expires_at)})
+        adds, removes, names = self._entry(owner, entry, values)
         try:
-            self._update(task, f"SET {', '.join(sets)}, expires_at = :e REMOVE lease_owner, lease_until",
-                         values, "lease_owner = :o")
+            self._update(task, f"SET {', '.join([*sets, *adds])}, expires_at = :e "
+                               f"REMOVE {', '.join(['lease_owner', 'lease_until', *removes])}",
+                         values, "lease_owner = :o", **names)
         except _Lost:
             # The lease ran out under us (a call slower than the deadline): raise each field on its own,
             # and only where ours is newer, so a slower success never lowers a stamp.
             for name, stamp in applied.items():
                 self._raise_one(task, name, stamp)
+            if entry is not None:
+                self.note(task, entry, expires_at)
 
-    def release(self, task: TaskKey, owner: str) -> None:
+    def release(self, task: TaskKey, owner: str, entry: str | None = None) -> None:
+        values: dict[str, Any] = {":o": {"S": owner}}
+        adds, removes, names = self._entry(owner, entry, values)
         try:
-            self._update(task, "REMOVE lease_owner, lease_until", {":o": {"S": owner}}, "lease_owner = :o")
-        except _Lost:
-            pass  # not ours any more: nothing to give back
+            self._update(task, (f"SET {', '.join(adds)} " if adds else "")
+                         + f"REMOVE {', '.join(['lease_owner', 'lease_until', *removes])}",
+                         values, "lease_owner = :o", **names)
+        except _Lost:  # not ours any more: nothing to give back, but the entry still goes in
+            if entry is not None:
+                self.note(task, entry, int(time.time()) + 86_400)
+
+    def note(self, task: TaskKey, entry: str, expires_at: int) -> None:
+        """One write while the map has room; a second one, that trims, when it is full or missing."""
+        name = _entry_name()
+        values: dict[str, Any] = {":h": {"S": entry}, ":x": _n(expires_at)}
+        try:
+            self._update(task, "SET history.#new = :h, expires_at = if_not_exists(expires_at, :x)",
+                         {**values, ":cap": _n(HARD_CAP)}, "attribute_exists(history) AND size(history) < :cap",
+                         ExpressionAttributeNames={"#new": name}, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            return
+        except _Lost as lost:
+            kept = lost.item.get("history", {}).get("M")
+        if kept is None:  # no history yet (a task no lease of this version has seen): the map with this entry
+            self._update_or_lost(task, "SET history = :m, expires_at = if_not_exists(expires_at, :x)",
+                                 {":m": {"M": {name: values[":h"]}}, ":x": values[":x"]},
+                                 "attribute_not_exists(history)")
+            return
+        old = {f"#o{i}": key for i, key in enumerate(sorted(kept)[:max(0, len(kept) + 1 - CAP)])}
+        self._update_or_lost(task, "SET history.#new = :h REMOVE " + ", ".join(f"history.{n}" for n in old),
+                             {":h": values[":h"]}, "attribute_exists(history)",
+                             ExpressionAttributeNames={"#new": name, **old})
+
+    def history(self, task: TaskKey) -> list[str]:
+        try:
+            answer = client().get_item(TableName=self.table, Key={"pk": {"S": task.pk}}, ConsistentRead=True,
+                                       ProjectionExpression="history")
+        except (ClientError, BotoCoreError) as exc:
+            raise fault(self.name, exc) from exc
+        kept = answer.get("Item", {}).get("history", {}).get("M", {})
+        return [str(kept[key].get("S", "")) for key in sorted(kept)]
+
+    def _entry(self, owner: str, entry: str | None, values: dict[str, Any],
+               ) -> tuple[list[str], list[str], dict[str, Any]]:
+        """The SET and REMOVE parts that add ``entry`` and drop the oldest beyond CAP, as the lease saw them."""
+        with self._seen_lock:
+            seen = self._seen.pop(owner, [])
+        if entry is None:
+            return [], [], {}
+        values[":h"] = {"S": entry}
+        old = seen[:max(0, len(seen) + 1 - CAP)]
+        names = {"#new": _entry_name(), **{f"#o{i}": key for i, key in enumerate(old)}}
+        return ["history.#new = :h"], [f"history.#o{i}" for i in range(len(old))], \
+            {"ExpressionAttributeNames": names}
+
+    def _update_or_lost(self, task: TaskKey, expression: str, values: dict[str, Any], condition: str,
+                        **extra: Any) -> None:
+        try:
+            self._update(task, expression, values, condition, **extra)
+        except _Lost:  # another writer got there first (a map made, trimmed): rare, and only a history entry
+            raise StoreUnavailable(self.name, "history changed while it was written") from None
 
     def describe(self) -> list[tuple[str, str]]:
         return [("kind", f"DynamoDB table {self.table}")]
@@ -140,6 +224,11 @@ class _Lost(Exception):
     def __init__(self, item: dict[str, Any]) -> None:
         super().__init__("condition failed")
         self.item = item
+
+
+def _entry_name() -> str:
+    """A new entry's map key: ``h`` + the time (ms, fixed width, so keys sort by time) + a random tail."""
+    return f"h{round(time.time() * 1000):015d}{secrets.token_hex(3)}"
 
 
 def _n(value: int) -> dict[str, str]:

@@ -5,7 +5,9 @@ Hash ``task#SDKAPPID#TASKID``: per ordered field the order key of the change las
 (``sched_at_key``/``sched_at_by``, ``content_key``/``content_by``), and the lease (``lease_owner``,
 ``lease_until`` in ms). The key expires like DynamoDB's item (EXPIREAT ``expires_at``: a day after a lease that
 recorded nothing, some weeks after a success). The scripts compare the order keys byte by byte, not with Lua's
-``<`` (which uses the server's collation locale), so Redis orders exactly as DynamoDB and memory do.
+``<`` (which uses the server's collation locale), so Redis orders exactly as DynamoDB and memory do. Field
+``history``: the task's history (``handler.order.history``), one JSON entry per line, the newest CAP, appended by
+the script that records the order or releases the lease (or by one of its own): every script touches one key.
 
 Key ``rate#SDKAPPID#API``: the app's next free send slot (ms), the same conditions as DynamoDB's slot item.
 
@@ -35,6 +37,7 @@ from redis.commands.core import Script
 from redis.exceptions import RedisClusterException, RedisError
 
 from handler import config
+from handler.order.history import CAP
 from handler.order.key import Stamp, TaskKey
 from handler.order.store import LeaseTaken, StoreMisconfigured, StoreUnavailable, TaskState
 from handler.state.redis import server
@@ -54,6 +57,18 @@ local function newer(a, b)
   return #a > #b
 end
 """
+# Appends an entry (none when empty) to the task's history, one line each, and keeps the newest CAP lines
+_PUSH = f"""
+local function push(entry)
+  if entry == '' then return end
+  local kept = redis.call('HGET', KEYS[1], 'history')
+  local text = kept and (kept .. '\\n' .. entry) or entry
+  local _, breaks = string.gsub(text, '\\n', '')
+  local from = 1
+  for _ = 1, breaks + 1 - {CAP} do from = string.find(text, '\\n', from, true) + 1 end
+  redis.call('HSET', KEYS[1], 'history', string.sub(text, from))
+end
+"""
 _STATE = "'sched_at_key', 'sched_at_by', 'content_key', 'content_by'"
 # ARGV: owner, until_ms, now_ms, keep_until_s -> {taken (0/1), lease_until, the four state fields}
 _LEASE = f"""
@@ -66,15 +81,21 @@ redis.call('HSET', KEYS[1], 'lease_owner', ARGV[1], 'lease_until', ARGV[2])
 if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIREAT', KEYS[1], ARGV[4]) end
 return {{0, ARGV[2], unpack(state)}}
 """
-# ARGV: owner, expires_at, then (prefix, key, by) per field: raise each field only where ours is newer
+# ARGV: owner, expires_at, then (prefix, key, by) per field: raise each field only where ours is newer; then,
+# optionally, the history entry to append (the one argument past the triples).
 # An expiry already past is not applied at once (DynamoDB's TTL sweeps some hours later too): the caller gives
 # expires_at no sooner than a day from its now (record()), so the script needs no TIME.
-_RECORD = _NEWER + """
+_RECORD = _NEWER + _PUSH + """
 local function expire_at(at)
   redis.call('EXPIREAT', KEYS[1], at)
 end
 local mine = redis.call('HGET', KEYS[1], 'lease_owner') == ARGV[1]
-for i = 3, #ARGV, 3 do
+local last = #ARGV
+if (last - 2) % 3 == 1 then
+  push(ARGV[last])
+  last = last - 1
+end
+for i = 3, last, 3 do
   local prefix = ARGV[i]
   if newer(ARGV[i + 1], redis.call('HGET', KEYS[1], prefix .. '_key')) then
     redis.call('HSET', KEYS[1], prefix .. '_key', ARGV[i + 1], prefix .. '_by', ARGV[i + 2])
@@ -87,10 +108,18 @@ elseif redis.call('TTL', KEYS[1]) == -1 then
   expire_at(ARGV[2])
 end
 """
-_RELEASE = """
+# ARGV: owner, entry ('' none), keep_until_s (for a key that is gone: its lease ran out long ago)
+_RELEASE = _PUSH + """
 if redis.call('HGET', KEYS[1], 'lease_owner') == ARGV[1] then
   redis.call('HDEL', KEYS[1], 'lease_owner', 'lease_until')
 end
+push(ARGV[2])
+if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIREAT', KEYS[1], ARGV[3]) end
+"""
+# ARGV: entry, expires_at (for a task the store keeps nothing of yet)
+_NOTE = _PUSH + """
+push(ARGV[1])
+if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIREAT', KEYS[1], ARGV[2]) end
 """
 # ARGV: now_ms, step_ms, reach_ms, keep_s -> {slot, 1} taken (the next free one, or now when idle), or {next free, 0}
 _RESERVE = """
@@ -127,7 +156,8 @@ class _Redis:
             self.client = server.cluster_client(url)
         self.scripts: dict[str, Script] = {
             name: self.client.register_script(text) for name, text in
-            (("lease", _LEASE), ("record", _RECORD), ("release", _RELEASE), ("reserve", _RESERVE), ("hold", _HOLD))}
+            (("lease", _LEASE), ("record", _RECORD), ("release", _RELEASE), ("note", _NOTE), ("reserve", _RESERVE),
+              ("hold", _HOLD))}
 
     def usable(self) -> _Redis:
         if self.refused:
@@ -199,12 +229,24 @@ class RedisStore(_Home):
             raise LeaseTaken(_state(state), int(until))
         return _state(state)
 
-    def record(self, task: TaskKey, owner: str, applied: Mapping[str, Stamp], expires_at: int) -> None:
+    def record(self, task: TaskKey, owner: str, applied: Mapping[str, Stamp], expires_at: int,
+               entry: str | None = None) -> None:
         fields = [part for name, stamp in applied.items() for part in (PREFIX[name], stamp.key, stamp.by)]
-        self._run("record", task.pk, owner, max(expires_at, int(time.time()) + LEASE_KEEP), *fields)
+        self._run("record", task.pk, owner, max(expires_at, int(time.time()) + LEASE_KEEP), *fields,
+                  *([entry] if entry else []))
 
-    def release(self, task: TaskKey, owner: str) -> None:
-        self._run("release", task.pk, owner)
+    def release(self, task: TaskKey, owner: str, entry: str | None = None) -> None:
+        self._run("release", task.pk, owner, entry or "", int(time.time()) + LEASE_KEEP)
+
+    def note(self, task: TaskKey, entry: str, expires_at: int) -> None:
+        self._run("note", task.pk, entry, expires_at)
+
+    def history(self, task: TaskKey) -> list[str]:
+        try:
+            text = self._held().client.hget(task.pk, "history")
+        except (RedisError, RedisClusterException) as exc:
+            raise self._fault(exc) from None
+        return str(text).split("\n") if text else []
 
     def describe(self) -> list[tuple[str, str]]:
         """("kind", ...), then the version, standalone or cluster, the eviction policy (as INFO told them)."""

@@ -45,7 +45,7 @@ def test_demo_shows_the_whole_flow(tmp_path: Path) -> None:
     letters = [json.loads(line) for line in dead.read_text().splitlines()]
     assert {d["error"]["code"] for d in letters} == {90104, 90106, 90110}
     assert "Traceback" not in run.stderr
-    assert "1 succeeded, 0 superseded, 0 failed, 14 skipped, 0 not sent" in out  # the retryable one came back
+    assert "2 succeeded, 0 superseded, 0 failed, 14 skipped, 0 not sent" in out  # the retryable ones came back
     # Last, two apps in one deployment: each applied on its own server, the second's 60007s paced it alone,
     # and a modification naming an unknown app was refused and dead-lettered
     assert "TaskID 1234567890: succeeded (ErrorCode 0)\n  TaskID 2000000001: succeeded (ErrorCode 0)\n" in out
@@ -53,6 +53,14 @@ def test_demo_shows_the_whole_flow(tmp_path: Path) -> None:
     assert len(letters) == 15 and sum(d["source"]["kind"] == "scf" for d in letters) == 7
     assert letters[-1]["request"]["Sdkappid"] == 1400000009
     assert letters[-1]["error"]["info"].startswith("Sdkappid: 1400000009 is not an app this deployment serves")
+    # It ends with one task's history: applied, superseded by that change, dead-lettered, applied again by redrive
+    told = out[out.index("Who moved my push? The history of task 1234567895"):]
+    rows = [[cell.strip() for cell in line.split("│")[1:9]] for line in told.splitlines() if line.startswith("│")]
+    entries = [row for row in rows if row[0]]  # a wrapped cell goes on in a row of its own with no outcome
+    assert [(row[0], row[2], row[7]) for row in entries] == [
+        ("succeeded", "http", "0"), ("superseded", "sqs", "-7"), ("dead_lettered", "direct", "90105"),
+        ("succeeded", "redrive", "0")]
+    assert entries[1][6].startswith("SchedAt:") and entries[2][3] == entries[3][3]  # the same change, redriven
 
 
 def test_invoke_reads_stdin_and_keeps_stdout_for_the_result(tmp_path: Path) -> None:

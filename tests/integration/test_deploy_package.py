@@ -366,3 +366,13 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
     readers = [s for s in granted if "sqs:DeleteMessage" in as_list(s["Action"])]
     assert {r["Fn::GetAtt"][0] for s in readers for r in as_list(s["Resource"])} == {
         "WorkQueue", "RetryableDeadLetterQueue"}
+
+
+def test_a_saved_query_tells_a_tasks_history_from_every_functions_logs(template: dict[str, Any]) -> None:
+    (query,) = resources(template, "AWS::Logs::QueryDefinition").values()
+    props = query["Properties"]
+    assert props["Name"].endswith("/history of a task")
+    groups = {ref["Ref"] for ref in props["LogGroupNames"]}
+    assert groups == {f"{name.capitalize()}LogGroup" for name in ("worker", "api", "schedule")}
+    assert groups <= set(resources(template, "AWS::Logs::LogGroup"))
+    assert "filter task_id = " in props["QueryString"] and "sort @timestamp asc" in props["QueryString"]

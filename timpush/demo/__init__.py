@@ -3,7 +3,8 @@
 Starts the emulator on a free loopback port, creates tasks through ``add_sched_task``, sends every
 sample in ``events/`` through the real ``lambda_handler`` (some with faults injected on the
 emulator first) and every one in ``events/scf/`` through SCF's ``main_handler``, then reads the tasks
-back and shows what was retried and what was dead-lettered.
+back and shows what was retried and what was dead-lettered. It ends with one task's history (``story``):
+applied, superseded by a newer change, dead-lettered, applied again by redrive.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from handler.im import client
 from handler.im.usersig import generate
 from timpush.context import LocalContext, scf_context
 from timpush.demo import apps as demo_apps
+from timpush.demo import story
 from timpush.emulator import Emulator, EmulatorSettings, Fault
 from timpush.emulator.settings import SAMPLE_FIRST_TASK_ID
 
@@ -73,8 +75,10 @@ def _tour(emu: Emulator, key: str, dead: Path) -> None:
     _print_tasks(emu, key)
     _print_retries(emu)
     _print_dead_letters(dead)
+    told = story.begin(emu, _say, _late_events)
     _redrive(emu, dead)
     demo_apps.show(emu, dead, _say)
+    story.end(told, _say)
 
 
 def _redrive(emu: Emulator, dead: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -72,7 +73,7 @@ class DirectTarget:
         deadline = time.monotonic() + DIRECT_BUDGET
         source = Source("redrive", (doc.get("source") or {}).get("id"))
         # ordered by when the change was made, not by now (DESIGN "Order"); an older record has no issued_at
-        issue = issue_of_record(doc, datetime.now(UTC))
+        issue = replace(issue_of_record(doc, datetime.now(UTC)), source="redrive")
         outcomes = self.runtime.modifier.apply_all(split_payload(doc["raw"]), deadline, issue)
         failures = [record(o, source, redrives=redrives_of(doc) + 1) for o in outcomes if o.failed]
         try:
@@ -81,6 +82,7 @@ class DirectTarget:
             note(f"TaskID {_task_id(doc)}: failed again and its new dead letter could not be written ({exc}); "
                  "kept in the source")
             return NOT_SENT
+        self.runtime.modifier.dead_lettered(outcomes)
         return _verdict(doc, outcomes, note)
 
     def _dead_letter(self, failures: list[dict[str, Any]]) -> None:
