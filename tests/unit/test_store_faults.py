@@ -127,9 +127,10 @@ class Blinking(MemoryStore):
         self._blink()
         return super().lease(task, owner, until_ms, now_ms)
 
-    def record(self, task: TaskKey, owner: str, applied: Mapping[str, Stamp], expires_at: int) -> None:
+    def record(self, task: TaskKey, owner: str, applied: Mapping[str, Stamp], expires_at: int,
+               entry: str | None = None) -> None:
         self._blink()
-        super().record(task, owner, applied, expires_at)
+        super().record(task, owner, applied, expires_at, entry)
 
 
 def _order(store: MemoryStore, t: Time) -> TaskOrder:
@@ -143,7 +144,7 @@ def test_the_claim_and_the_record_ride_out_a_blip() -> None:
     claim = order.claim(TaskKey(1, 7), ["SchedAt"], stamp, t.now + 30)
     assert claim.kept == ("SchedAt",) and store.calls == 3  # refused twice, then leased
     store.down, store.calls = 1, 0
-    order.applied(claim, None, t.now + 30)
+    order.applied(claim, None, deadline=t.now + 30)
     assert store.calls == 2  # refused once, then recorded
     assert MemoryStore.lease(store, TaskKey(1, 7), "look", 0, 0).applied["SchedAt"] == stamp  # and released
 
