@@ -163,3 +163,21 @@ def test_a_usage_mistake_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as usage:
         main(["check", "--no-such-option"])
     assert usage.value.code == 2
+
+
+def test_an_evicting_redis_fails_once_with_its_policy_and_its_fix(cloud: dict[str, str], tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a Redis as ElastiCache's default parameter group sets it up (maxmemory and volatile-lru)
+    with redis_server(args=["--maxmemory", "64mb", "--maxmemory-policy", "volatile-lru"]) as evicting:
+        env = _environment(cloud, evicting, tmp_path, IM_STATE_STORE_PASSWORD="")
+        code, out = _check(monkeypatch, env, capsys)
+        assert code == 1
+        [line] = [line for line in out.splitlines() if line.startswith("FAIL")]
+        # Then the line names the policy and the fix once (the home's refusal carries the fix itself)
+        assert "volatile-lru" in line and line.count("IM_STATE_STORE_EVICTION=accept") == 1
+        assert line.endswith("fix: the one the message gives")
+        # And with the risk taken knowingly, every check passes and the policy is still shown
+        code, out = _check(monkeypatch, {**env, "IM_STATE_STORE_EVICTION": "accept"}, capsys)
+        assert code == 0, out
+        assert "eviction policy: volatile-lru" in out and "accepted: IM_STATE_STORE_EVICTION=accept" in out

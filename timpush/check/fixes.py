@@ -6,7 +6,7 @@ from handler.order.store import StoreUnavailable
 
 _FIXES = (
     ("authentication", "check the password (in the URL or IM_STATE_STORE_PASSWORD; TencentDB custom accounts: "
-                       "account@password) and the user; for DynamoDB, the AWS credentials (the function's role)"),
+                       "account@password) and the user"),
     ("no permission", "grant the command or action it names to the user (Redis ACL, ElastiCache RBAC) or to the "
                       "function's role (dynamodb:UpdateItem on the table)"),
     ("no such table", "create the table: partition key pk (String), no sort key, TTL attribute expires_at "
@@ -27,9 +27,16 @@ _FIXES = (
                   "reach it"),
     ("region", "set AWS_REGION"),
 )
+_DYNAMODB_AUTH = "check the AWS credentials (the function's role; locally AWS_PROFILE or the AWS_* variables)"
+_SAID = ("noeviction", "or newer needed")  # causes that carry their own fix (the Redis home's refusals)
+SAID = "the one the message gives"
 DEFAULT = "see docs/state-store.md for what the store must be"
 
 
 def store_fix(exc: StoreUnavailable) -> str:
     cause = exc.cause.lower()
+    if any(words in cause for words in _SAID):
+        return SAID  # not the same sentence twice on one line
+    if "authentication" in cause and exc.store.startswith("dynamodb:"):
+        return _DYNAMODB_AUTH
     return next((fix for words, fix in _FIXES if words in cause), DEFAULT)
