@@ -46,9 +46,9 @@ def _read(value: object) -> datetime | None:
         except ValueError:  # handler.model.Invalid is a ValueError
             return None
         return when if EARLIEST <= when <= LATEST else None
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return _from_ms(value)
-    return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return _from_ms(value) if isinstance(value, int) or math.isfinite(value) else None
 
 
 def _from_ms(ms: float) -> datetime | None:

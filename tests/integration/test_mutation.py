@@ -11,10 +11,12 @@ Seeded (``derandomize``): the same events on every run.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +24,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from handler import lambda_handler, main_handler, runtime
+from handler.compat import UTC
 from handler.observability import logger
 from handler.order.task import TaskOrder
 from handler.state.memory import MemoryStore
 from tests.support.im import ADMIN, APP, KEY, dead_letters
 from tests.support.lambda_events import configure
-from tests.support.mutation import mutated_events
+from tests.support.mutation import AWS_SAMPLES, SCF_SAMPLES, mutated_events
 from timpush.context import LocalContext, scf_context
 from timpush.demo import TASKS, create_tasks
 from timpush.emulator import Emulator, EmulatorSettings
@@ -69,7 +72,7 @@ class Lines(logging.Handler):
             try:
                 formatter.format(record).encode("utf-8")
             except UnicodeEncodeError:
-                bad.append(formatter.format(record).encode('utf-8', 'backslashreplace').decode())
+                bad.append(record.getMessage())
         return bad
 
 
@@ -158,3 +161,103 @@ def test_mutated_events_end_as_results(platform: str, lines: tuple[Lines, Path])
         run_one(platform, kind, event, handler, dead)
 
     property_()
+
+
+# --- what the mutation found, one by one (each failed before) ---------------------------------------
+
+DEEP = "[" * 3000 + "]" * 3000
+TOO_DEEP_BODY = "body: nested too deeply (more than 100 levels)"
+TOO_DEEP_PAYLOAD = "modification: the payload is nested too deeply (more than 100 levels)"
+HTTP_SAMPLES = [("aws", AWS_SAMPLES["http-api-v2"]), ("aws", AWS_SAMPLES["rest-api-v1"]),
+                ("aws", AWS_SAMPLES["function-url"]), ("scf", SCF_SAMPLES["function-url"]),
+                ("scf", SCF_SAMPLES["apigw"])]
+
+
+@pytest.mark.parametrize(("platform", "sample"), HTTP_SAMPLES, ids=["v2", "v1", "url", "scf-url", "scf-apigw"])
+@pytest.mark.parametrize("body", [DEEP, '{"Type": "All", "Content": {"Extra": ' + "[" * 150 + "]" * 150 + "}}"])
+def test_a_deep_http_body_is_answered_400_nested_too_deeply(platform: str, sample: dict[str, Any], body: str,
+                                                            lines: tuple[Lines, Path]) -> None:
+    # Given a valid request of each HTTP trigger whose body nests thousands (or 150) deep
+    event = copy.deepcopy(sample)
+    event["body"] = body
+    # When it reaches the entry point, Then it is the caller's 400 with 90104, not a RecursionError (a 502)
+    answer = invoke(platform, event)
+    assert answer["statusCode"] == 400
+    assert json.loads(answer["body"])["ErrorCode"] == 90104
+    assert json.loads(answer["body"])["ErrorInfo"] == TOO_DEEP_BODY
+
+
+@pytest.mark.parametrize(("platform", "sample", "place"), [
+    ("aws", "sqs-standard", ("Records", 0, "body")), ("aws", "sqs-sns", ("Records", 0, "body")),
+    ("scf", "ckafka", ("Records", 0, "Ckafka", "msgBody")), ("scf", "tdmq", ("data", "msgBody")),
+    ("scf", "eventbridge-batch", ("EventList", 0, "data", "msgBody")), ("scf", "timer", ("Message",))])
+def test_a_deep_message_is_dead_lettered_nested_too_deeply(platform: str, sample: str, place: tuple[Any, ...],
+                                                           lines: tuple[Lines, Path]) -> None:
+    handler, dead = lines
+    event = copy.deepcopy((AWS_SAMPLES if platform == "aws" else SCF_SAMPLES)[sample])
+    holder = event
+    for step in place[:-1]:
+        holder = holder[step]
+    deep = DEEP if sample != "sqs-sns" else json.dumps({"Type": "Notification", "Message": DEEP})
+    holder[place[-1]] = deep
+    answer = invoke(platform, event)
+    [letter] = dead_letters(dead)
+    assert (letter["error"]["code"], letter["error"]["info"]) == (90104, TOO_DEEP_PAYLOAD)
+    assert letter["raw"] == deep  # kept exactly as received
+    if platform == "aws":
+        assert answer == {"batchItemFailures": []}  # finished: never listed for a redelivery that fails again
+    assert handler.errors() == []
+
+
+def test_a_deep_direct_payload_is_dead_lettered_nested_too_deeply(lines: tuple[Lines, Path]) -> None:
+    _handler, dead = lines
+    payload: Any = {"TaskID": 1234567890, "Type": "All", "SchedAt": "2031-06-20 09:00:00"}
+    for _ in range(150):
+        payload = [payload]  # as Lambda's runtime parsed it: within its own limit, far beyond any modification
+    answer = invoke("aws", payload)
+    assert answer["dead_lettered"] == 1 and answer["results"][0]["ErrorInfo"] == TOO_DEEP_PAYLOAD
+    assert dead_letters(dead)[0]["error"]["code"] == 90104
+
+
+@pytest.mark.parametrize("time", ["99999999999999999", "not a number", "946684799999", "253402300800000", 1e300])
+def test_an_unusable_eventbridge_time_is_ignored_with_a_warning(time: Any, lines: tuple[Lines, Path]) -> None:
+    handler, dead = lines
+    # Given a batch whose first event's time is unusable, the second valid
+    event = copy.deepcopy(SCF_SAMPLES["eventbridge-batch"])
+    event["EventList"][0]["time"] = time
+    before = datetime.now(UTC)
+    # When SCF hands it over, Then both are applied (no ValueError/OverflowError replays the batch)
+    answer = invoke("scf", event)
+    assert [r["outcome"] for r in answer["results"]] == ["succeeded", "succeeded"], answer
+    warnings = [r for r in handler.records if r.getMessage().startswith("platform time unusable")]
+    assert [w.field for w in warnings] == ["EventList[0].time"]  # type: ignore[attr-defined]
+    issued = [datetime.fromisoformat(r.issued_at.replace("Z", "+00:00"))  # type: ignore[attr-defined]
+              for r in handler.records if getattr(r, "outcome", None) == "succeeded"]
+    assert issued[0] >= before.replace(microsecond=before.microsecond // 1000 * 1000)  # the time of receipt
+    assert dead_letters(dead) == []
+
+
+LONE = "id-\udcff-lone"  # a lone surrogate: a valid JSON escape ("\udcff") that no UTF-8 encoder takes
+
+
+@pytest.mark.parametrize(("platform", "sample", "place"), [
+    ("scf", "eventbridge-batch", ("EventList", 0, "id")), ("scf", "tdmq", ("id",)),
+    ("aws", "sqs-standard", ("Records", 0, "messageId")), ("aws", "http-api-v2", ("requestContext", "requestId"))])
+def test_an_id_that_is_not_valid_text_is_escaped(platform: str, sample: str, place: tuple[Any, ...],
+                                                lines: tuple[Lines, Path]) -> None:
+    handler, _dead = lines
+    # Given a valid event whose id holds a lone surrogate (a TDMQ event's id counts when it has no msgId)
+    event = copy.deepcopy((AWS_SAMPLES if platform == "aws" else SCF_SAMPLES)[sample])
+    holder = event
+    for step in place[:-1]:
+        holder = holder[step]
+    holder[place[-1]] = LONE
+    if "data" in holder:
+        holder["data"].pop("msgId")
+    # When it is handed over, Then no UnicodeEncodeError (the order key's digest): it is applied
+    answer = invoke(platform, event)
+    if "Records" in event:
+        assert answer == {"batchItemFailures": []}  # (an SQS answer would name the id exactly as SQS gave it)
+    sources = [r.source for r in handler.records if hasattr(r, "outcome")]  # type: ignore[attr-defined]
+    assert sources[0]["id"].endswith("id-\\udcff-lone"), sources  # escaped: the six characters \udcff
+    assert handler.unwritable() == []
