@@ -21,7 +21,7 @@ from handler.model.fields import (
     Modification,
     validate,
 )
-from handler.model.jsontext import MAX_DEPTH, TooDeep, loads
+from handler.model.jsontext import MAX_DEPTH, TooDeep, check_depth, loads
 from handler.model.payload import NOT_JSON, TOO_DEEP, Item, NotJson, dump, split_payload
 from handler.model.refusal import LOCAL_INVALID, LOCAL_TOO_LATE, Invalid, LocalRefusal
 from handler.model.times import API_TIME, format_issued_at, parse_issued_at, parse_sched_at
@@ -29,6 +29,6 @@ from handler.model.times import API_TIME, format_issued_at, parse_issued_at, par
 __all__ = [
     "API_TIME", "FIELD_NAMES", "LOCAL_INVALID", "LOCAL_TOO_LATE", "MAX_DEPTH", "NOT_JSON", "ORDERED_FIELDS",
     "SDKAPPID_MISMATCH", "TASK_ID_MAX", "TOO_DEEP", "TYPES", "Invalid", "Item", "LocalRefusal", "Modification",
-    "NotJson", "TooDeep", "dump", "format_issued_at", "loads", "parse_issued_at", "parse_sched_at", "split_payload",
-    "validate",
+    "NotJson", "TooDeep", "check_depth", "dump", "format_issued_at", "loads", "parse_issued_at", "parse_sched_at",
+    "split_payload", "validate",
 ]
