@@ -172,6 +172,16 @@ def test_mutated_events_end_as_results(platform: str, lines: tuple[Lines, Path])
 
 # --- what the mutation found, one by one (each failed before) ---------------------------------------
 
+def sample_with(platform: str, sample: str, place: tuple[Any, ...], value: Any) -> tuple[Any, Any]:
+    """A copy of the sample with ``value`` at ``place``; and the object that holds it."""
+    event = copy.deepcopy((AWS_SAMPLES if platform == "aws" else SCF_SAMPLES)[sample])
+    holder = event
+    for step in place[:-1]:
+        holder = holder[step]
+    holder[place[-1]] = value
+    return event, holder
+
+
 DEEP = "[" * 3000 + "]" * 3000
 TOO_DEEP_BODY = "body: nested too deeply (more than 100 levels)"
 TOO_DEEP_PAYLOAD = "modification: the payload is nested too deeply (more than 100 levels)"
@@ -201,12 +211,8 @@ def test_a_deep_http_body_is_answered_400_nested_too_deeply(platform: str, sampl
 def test_a_deep_message_is_dead_lettered_nested_too_deeply(platform: str, sample: str, place: tuple[Any, ...],
                                                            lines: tuple[Lines, Path]) -> None:
     handler, dead = lines
-    event = copy.deepcopy((AWS_SAMPLES if platform == "aws" else SCF_SAMPLES)[sample])
-    holder = event
-    for step in place[:-1]:
-        holder = holder[step]
     deep = DEEP if sample != "sqs-sns" else json.dumps({"Type": "Notification", "Message": DEEP})
-    holder[place[-1]] = deep
+    event, _holder = sample_with(platform, sample, place, deep)
     answer = invoke(platform, event)
     [letter] = dead_letters(dead)
     assert (letter["error"]["code"], letter["error"]["info"]) == (90104, TOO_DEEP_PAYLOAD)
@@ -254,11 +260,7 @@ def test_an_id_that_is_not_valid_text_is_escaped(platform: str, sample: str, pla
                                                 lines: tuple[Lines, Path]) -> None:
     handler, _dead = lines
     # Given a valid event whose id holds a lone surrogate (a TDMQ event's id counts when it has no msgId)
-    event = copy.deepcopy((AWS_SAMPLES if platform == "aws" else SCF_SAMPLES)[sample])
-    holder = event
-    for step in place[:-1]:
-        holder = holder[step]
-    holder[place[-1]] = LONE
+    event, holder = sample_with(platform, sample, place, LONE)
     if "data" in holder:
         holder["data"].pop("msgId")
     # When it is handed over, Then no UnicodeEncodeError (the order key's digest): it is applied

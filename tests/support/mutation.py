@@ -19,7 +19,6 @@ from typing import Any
 from hypothesis import strategies as st
 
 from handler.model import loads
-from tests.integration.test_fuzz import json_values, texts
 from timpush.demo import EVENTS
 
 Path_ = tuple[str | int, ...]  # into an event; "*" stands for every index of a list
@@ -75,15 +74,27 @@ def shape(platform: str, name: str) -> str:
             }.get(base, base)
 
 
+# --- values -------------------------------------------------------------------------------------
+
+
+def json_values(max_leaves: int = 6) -> st.SearchStrategy[Any]:
+    scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+               | st.text() | texts())
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
+                        | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=max_leaves)
+
+
+def texts(max_size: int = 25) -> st.SearchStrategy[str]:
+    """Any text, lone surrogates included: valid JSON escapes (``"\\udcff"``) that ``st.text()`` leaves out."""
+    return st.text(st.characters(codec=None, exclude_categories=()), max_size=max_size)
+
+
 # Values a producer may well send in a field: other tasks and types, times, near misses of each
 NEAR_MISSES: list[Any] = [1234567890, "1234567891", 1234567893, 0, -1, 2**64, 1.5, True, "All", "Tag", "User", "Al",
                           "2031-06-20 09:00:00", "2020-01-01 00:00:00", "2031-06-20T09:00:00+08:00",
                           "2031-02-30 10:00:00", "2031-06-20T09:00:00.5Z", 1400000001, 1400000002, [], {},
                           {"OfflinePushInfo": {"Title": "t"}}, {"To_Account": []}, {"Condition": {"TagsOr": []}},
                           {"modifications": []}, "\ud800", "\x00"]
-
-
-# --- values -------------------------------------------------------------------------------------
 
 
 def deep(depth: int, inner: str = "1") -> str:
