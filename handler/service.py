@@ -25,10 +25,10 @@ from handler.im.codes import ErrorClass, Origin, classify
 from handler.im.ratelimit import NoSlot
 from handler.im.usersig import Identity
 from handler.model import (
-    NOT_JSON,
     Item,
     LocalRefusal,
     Modification,
+    NotJson,
     format_issued_at,
     parse_sched_at,
     validate,
@@ -248,7 +248,7 @@ def _request_id() -> str | None:
 
 
 def _as_request(item: Item) -> Any:
-    return None if item.parsed is NOT_JSON else item.parsed
+    return None if isinstance(item.parsed, NotJson) else item.parsed
 
 
 def _refused(item: Item, request: Any, refusal: LocalRefusal, issued_at: datetime) -> Outcome:

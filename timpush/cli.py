@@ -14,8 +14,8 @@ from typing import Any
 
 
 def _invoke(args: argparse.Namespace) -> int:
-    """Exit status: 0 the handler returned (its result on stdout), 1 it failed at run time, 2 a mistake in the
-    event, its file or the environment (one line on stderr)."""
+    """Exit status: 0 the handler returned (its result on stdout), 1 it failed at run time (a dead letter that
+    could not be written included), 2 a mistake in the event, its file or the environment (one line on stderr)."""
     event = _event(args.event)
     if event is _UNREADABLE:
         return 2
@@ -34,17 +34,19 @@ _UNREADABLE = object()
 
 def _event(path: str) -> Any:
     """The event of the file (or stdin), or _UNREADABLE after one line saying why."""
+    from handler.model import TooDeep, loads
+
     try:
         text = sys.stdin.read() if path == "-" else _read(path)
-        return json.loads(text, parse_constant=_no_constant)
+        return loads(text)
     except OSError as exc:
         problem = exc.strerror or str(exc)
     except UnicodeDecodeError as exc:
         problem = f"not UTF-8 (byte {exc.start})"
-    except ValueError as exc:  # Lambda hands the function strict JSON; so does invoke
+    except TooDeep as exc:  # the handler's own bound (handler.model.jsontext), as on every trigger
+        problem = f"is not JSON this handler takes: {exc}"
+    except ValueError as exc:  # Lambda hands the function strict JSON (no NaN); so does invoke
         problem = f"is not JSON: {exc}"
-    except RecursionError:
-        problem = "is not JSON this handler takes: nested too deeply"
     print(f"timpush invoke: {path}: {problem}", file=sys.stderr)
     return _UNREADABLE
 
@@ -66,7 +68,7 @@ def _invoke_failed(path: str, exc: Exception) -> int:
         return 2
     if isinstance(exc, DeadLetterError):  # the handler raised so the platform keeps the event; here: say why
         print(f"timpush invoke: a dead letter could not be written: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc.__cause__, OSError) else 1  # a file sink's path is the user's to fix
+        return 1  # a run-time failure (DESIGN "Command line"), whichever sink: a queue, a full disk, a lost path
     print(f"timpush invoke: {path}: {exc}", file=sys.stderr)
     return 2
 
@@ -85,10 +87,6 @@ def _entry(platform: str, timeout: float) -> tuple[Callable[[Any, Any], Any], An
     return lambda_handler, LocalContext(timeout_seconds=timeout)
 
 
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON (Lambda payloads are strict JSON)")
-
-
 def _read(path: str) -> str:
     with open(path, encoding="utf-8") as handle:
         return handle.read()
@@ -99,10 +97,13 @@ def _usersig(args: argparse.Namespace) -> int:
 
     key = os.environ.get("IM_SECRET_KEY") or ("" if sys.stdin.isatty() else sys.stdin.readline().strip())
     sdkappid = args.sdkappid or _env_sdkappid()
-    if not key or not sdkappid:
-        print("timpush usersig: set IM_SECRET_KEY (or pipe the key on stdin) and IM_SDKAPPID (or --sdkappid)"
-              + (f"; IM_SDKAPPID={os.environ['IM_SDKAPPID']!r} is not a positive integer"
-                 if os.environ.get("IM_SDKAPPID") else ""), file=sys.stderr)
+    problems = [] if key else ["no key: set IM_SECRET_KEY (or pipe the key on stdin)"]
+    if not sdkappid:
+        given = os.environ.get("IM_SDKAPPID")
+        problems.append(f"IM_SDKAPPID={given!r} is not a positive integer (or use --sdkappid)" if given
+                        else "no SDKAppID: set IM_SDKAPPID (or use --sdkappid)")
+    if problems or not sdkappid:
+        print(f"timpush usersig: {'; '.join(problems)}", file=sys.stderr)
         return 2
     identifier = args.identifier or os.environ.get("IM_ADMIN") or "administrator"
     print(generate(sdkappid, key, identifier, args.expire))
@@ -206,7 +207,8 @@ _PLUGINS: dict[str, tuple[str, str]] = {
     "bundle": ("timpush.bundle", "build the Lambda artifact, or the SCF one with --platform scf (wheels, "
                                  "precompiled .pyc, deterministic zip)"),
     "redrive": ("timpush.redrive",
-                "move dead letters (file:PATH or sqs:URL) back to the work queue or apply them now (direct)"),
+                "move dead letters (file:PATH, sqs:URL or SCF's tdmq-cmq:REGION/QUEUE) back to the work queue or "
+                "apply them now (direct)"),
     "send": ("timpush.send",
              "load modifications from CSV or JSON Lines onto the work queue (sqs:URL) or apply them now (direct)"),
     "tasks": ("timpush.tasks", "read scheduled push tasks back: get TASKID... or list [--limit N]"),

@@ -40,7 +40,8 @@ environment: the handler's own, as deployed:
 {TUNING}
 exit status:
   0  the handler returned; its result is on stdout (failed modifications are in it, and dead-lettered)
-  1  the handler failed at run time (e.g. a dead-letter queue could not be written)
+  1  the handler failed at run time, a dead letter that could not be written included (a queue out of
+     reach, a full disk, a DEAD_LETTER file in a missing directory): the event was not finished
   2  the event file, the event or the environment is wrong (one line on stderr names it)
 """
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from handler.observability import logger
+from handler.order.key import text_id
 from handler.runtime import Runtime
 
 
@@ -18,5 +19,6 @@ def is_scheduled_event(event: Any) -> bool:
 def handle(event: dict[str, Any], runtime: Runtime, deadline: float) -> dict[str, Any]:
     from handler.aws import maintenance  # boto3 comes with it, so only the schedule pays for it
 
-    logger.set_correlation_id(event.get("id"))
+    ident = event.get("id")
+    logger.set_correlation_id(text_id(ident) if isinstance(ident, str) else ident)
     return maintenance.run(runtime, deadline)

@@ -12,7 +12,6 @@ answers as ``BatchProcessor`` and ``SqsFifoPartialProcessor(skip_group_on_error=
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -20,13 +19,14 @@ from typing import Any
 
 from handler.compat import UTC
 from handler.deadletter.record import DeadLetterError, Source, issued_at_attribute, record, redrive_count
-from handler.model import Item, split_payload
+from handler.model import Item, loads, split_payload
 from handler.observability import logger
-from handler.order.key import Issue
+from handler.order.key import Issue, text_id
 from handler.order.travel import carried_issue, queue_order
 from handler.outcome import DEAD_LETTERED, RETRY, Outcome, report_all
 from handler.runtime import Runtime
 from handler.sources import MalformedEvent
+from handler.sources.times import platform_time
 
 # What Lambda puts in every SQS record, and its type; a record without one of them was made by hand.
 RECORD_KEYS: tuple[tuple[str, type], ...] = (("messageId", str), ("body", str), ("attributes", dict))
@@ -108,7 +108,7 @@ def handle(event: dict[str, Any], context: Any, runtime: Runtime, deadline: floa
         except Exception:
             # Unexpected: keep the message (it is listed for redelivery) and say why, loudly.
             logger.exception("message failed unexpectedly; left for redelivery",
-                             extra={"message_id": record.message_id})
+                             extra={"message_id": text_id(record.message_id)})
             raise
 
     return partial_response(check_records(event["Records"]), on_record, is_fifo(event))
@@ -129,14 +129,15 @@ def check_records(records: list[Any]) -> list[Any]:
 
 
 def _handle_message(message: SQSRecord, runtime: Runtime, deadline: float) -> None:
-    logger.set_correlation_id(message.message_id)
+    message_id = text_id(message.message_id)  # as valid text for logs and dead letters; the answer keeps it as is
+    logger.set_correlation_id(message_id)
     receives = int(message.attributes.approximate_receive_count or 1)
-    source = Source("sqs", message.message_id, receives)
+    source = Source("sqs", message_id, receives)
     items = split_payload(unwrap_sns(message.body))
     outcomes = runtime.modifier.apply_all(items, deadline, issue_of(message))
     if any(o.retryable for o in outcomes) and receives < runtime.settings.max_receives:
         report_all(outcomes, RETRY, source.as_dict())
-        raise RetryLater(f"message {message.message_id}: retryable failure, delivery {receives}")
+        raise RetryLater(f"message {message_id}: retryable failure, delivery {receives}")
     redrives = redrive_count(message.raw_event.get("messageAttributes"))
     _finish(message.body, items, outcomes, source, runtime, redrives)
 
@@ -170,8 +171,8 @@ def issue_of(message: SQSRecord) -> Issue:
         return replace(carried, source="sqs")  # its own id, and the trigger that brought it back
     at = issued_at_attribute(attributes)
     if at is None:
-        sent = message.attributes.sent_timestamp
-        at = datetime.fromtimestamp(int(sent) / 1000, UTC) if sent and sent.isdigit() else datetime.now(UTC)
+        sent = message.attributes.sent_timestamp or None  # absent: issued when received
+        at = platform_time(sent, datetime.now(UTC), "attributes.SentTimestamp")
     sequence = message.raw_event["attributes"].get("SequenceNumber")
     return Issue(at, f"sqs:{message.message_id}", seq=queue_order(sequence))
 
@@ -181,8 +182,8 @@ def unwrap_sns(body: str) -> str:
     if '"Notification"' not in body:
         return body
     try:
-        envelope = json.loads(body)
-    except ValueError:
+        envelope = loads(body)
+    except ValueError:  # TooDeep included: the body is then refused as the modification it claims to be
         return body
     if isinstance(envelope, dict) and envelope.get("Type") == "Notification" and "Message" in envelope:
         return str(envelope["Message"])

@@ -121,8 +121,8 @@ def redrives_of(doc: Mapping[str, Any]) -> int:
 def parse_record(text: str) -> dict[str, Any] | None:
     """The dead-letter document in ``text`` (a file line or a queue message), None when it is not one."""
     try:
-        doc = json.loads(text)
-    except ValueError:
+        doc = json.loads(text)  # not handler.model.loads: a record we wrote may hold NaN, as json writes it
+    except (ValueError, RecursionError):  # a queue's own dead letters may hold any body, nested thousands deep
         return None
     return doc if is_record(doc) else None
 

@@ -23,7 +23,7 @@ from handler.model.content import (
     _condition_rules,
     _content_parts,
 )
-from handler.model.payload import NOT_JSON
+from handler.model.payload import NotJson
 from handler.model.refusal import (
     LOCAL_INVALID,
     LOCAL_TOO_LATE,
@@ -175,8 +175,8 @@ def validate(obj: object, *, sdkappid: int | None, now: datetime) -> Modificatio
 
     ``sdkappid`` None means not known yet: the Sdkappid equality check is then left to the caller.
     """
-    if obj is NOT_JSON:
-        raise LocalRefusal.single("modification", "the payload is not JSON")
+    if isinstance(obj, NotJson):
+        raise LocalRefusal.single("modification", obj.reason)
     if not isinstance(obj, dict):
         raise LocalRefusal.single("modification", f"expected a JSON object, got {_kind(obj)}")
     if set(obj) == {"modifications"}:

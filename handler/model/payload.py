@@ -6,20 +6,30 @@ from __future__ import annotations
 import json
 from typing import Final, NamedTuple
 
+from handler.model.jsontext import TOO_DEEP as TOO_DEEP_REASON
+from handler.model.jsontext import TooDeep, check_depth, loads
 
-class _NotJson:
+
+class NotJson:
+    """Item.parsed when the payload could not be read as JSON; ``reason`` says why, for the refusal."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+
     def __repr__(self) -> str:
-        return "NOT_JSON"
+        return self.name
 
 
-NOT_JSON: Final = _NotJson()  # Item.parsed when the text was not JSON
+NOT_JSON: Final = NotJson("NOT_JSON", "the payload is not JSON")
+TOO_DEEP: Final = NotJson("TOO_DEEP", f"the payload is {TOO_DEEP_REASON}")
 
 
 class Item(NamedTuple):
     """One modification's text as received (or its own JSON, when a payload carried several)."""
 
     raw: str
-    parsed: object  # the JSON value, or NOT_JSON
+    parsed: object  # the JSON value, or a NotJson (NOT_JSON, TOO_DEEP)
 
 
 def split_payload(payload: str | bytes | object) -> list[Item]:
@@ -37,6 +47,10 @@ def split_payload(payload: str | bytes | object) -> list[Item]:
     if isinstance(payload, str):
         parsed = _loads(payload)
         return _split(parsed) or [Item(payload, parsed)]
+    try:
+        check_depth(payload)
+    except TooDeep:  # an event the platform parsed: too deep to be written out again as it is
+        return [Item(f"<{TOO_DEEP_REASON}>", TOO_DEEP)]
     return _split(payload) or [Item(dump(payload), payload)]
 
 
@@ -53,13 +67,11 @@ def _split(parsed: object) -> list[Item]:
 
 def _loads(text: str) -> object:
     try:
-        return json.loads(text.removeprefix("\ufeff"), parse_constant=_no_constant)
-    except (ValueError, RecursionError):
+        return loads(text.removeprefix("\ufeff"))
+    except TooDeep:
+        return TOO_DEEP
+    except ValueError:
         return NOT_JSON
-
-
-def _no_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
 
 
 def dump(value: object) -> str:

@@ -40,6 +40,9 @@ class Stamp:
     seq: int = 0  # the queue's own order (FIFO SequenceNumber within a message group); 0 when it has none
     pos: int = 0  # position within one payload; breaks only otherwise equal keys
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by", text_id(self.by))
+
     @cached_property  # computed once per stamp: a store compares the one it keeps many times
     def key(self) -> str:
         return f"{self.issued_ms:015d}.{self.seq:040d}.{_digest(self.by)}.{self.pos:06d}"
@@ -49,6 +52,14 @@ class Stamp:
         """The stamp a store kept (its key and, beside it, the id as written)."""
         issued, seq, _digest_part, pos = key.split(".")
         return cls(int(issued), by, int(seq), int(pos))
+
+
+def text_id(value: str) -> str:
+    """An id as valid text: a lone surrogate (a JSON escape such as ``"\\udcff"`` in an event's id, which no UTF-8
+    encoder takes) is escaped as ``\\udcff``, so the id can be digested, stored, logged and dead-lettered."""
+    if value.isascii():
+        return value
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _digest(by: str) -> str:
@@ -70,6 +81,9 @@ class Issue:
     def kind(self) -> str:
         """The source a task's history names (``sqs``, ``http``, ``direct``, ``redrive``, ``scf``, ...)."""
         return self.source or self.by.partition(":")[0] or "direct"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by", text_id(self.by))
 
     def stamp(self, at: datetime | None = None, pos: int = 0) -> Stamp:
         return Stamp(round((at or self.at).timestamp() * 1000), self.by, self.seq, pos)

@@ -96,12 +96,8 @@ def timer(event: dict[str, Any], context: dict[str, Any], rt: Runtime, until: fl
 
         return maintain(rt, until)
     source = Source(SOURCE_KIND, context.get("request_id"))
-    issued = queue.issue_time(_text(event.get("Time")), datetime.now(UTC))
+    issued = queue.issue_time(event.get("Time"), datetime.now(UTC), "Time")
     return direct.summary(direct.apply(message, source, rt, until, issued=issued))
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def describe(event: Any) -> str:

@@ -10,7 +10,8 @@ written: then the replay keeps the message. A record without a message body is i
 
 Issue time (``IssuedAt``, which orders changes to one task): a modification's own, else the time the event
 gives (CMQ ``publishTime``, TDMQ ``time``), else the time the invocation received it (CKafka's records
-carry none). An event time after the receipt is taken as the receipt: a publisher cannot be ahead of it.
+carry none). An event time after the receipt is taken as the receipt: a publisher cannot be ahead of it;
+one that is not a usable time is ignored with a WARNING (``handler.sources.times``).
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from handler.compat import UTC
 from handler.deadletter.record import Source
 from handler.im import codes
 from handler.im.codes import ErrorClass, Origin
-from handler.model import parse_issued_at
+from handler.order.key import text_id
 from handler.outcome import Outcome, Status
 from handler.runtime import Runtime
 from handler.sources import direct
+from handler.sources.times import platform_time
 
 SOURCE_KIND = "scf"
 RECORD_KEYS = {"ckafka": "Ckafka", "cmq": "CMQ"}  # the key of each record in Records[] (note "Ckafka")
@@ -42,7 +44,8 @@ class Message:
     body: Any
     where: str
     record: Any
-    issued: str | None = None
+    issued: Any = None  # as the event gives it: epoch milliseconds, ISO 8601, or anything a hand-made event holds
+    time_field: str = "time"  # where ``issued`` is in the event, for a warning
 
 
 def kind_of(event: Any) -> str | None:
@@ -52,8 +55,8 @@ def kind_of(event: Any) -> str | None:
     if isinstance(event.get("EventList"), list):
         return "eventlist"
     data = event.get("data")
-    if isinstance(data, dict) and "msgBody" in data:
-        return "tdmq"
+    if (isinstance(data, dict) and "msgBody" in data) or ("specversion" in event and "data" in event):
+        return "tdmq"  # an EventBridge event (CloudEvents): its data is the producer's, whatever it holds
     records = event.get("Records")
     first = records[0] if isinstance(records, list) and records else None
     if isinstance(first, dict):
@@ -67,26 +70,19 @@ def handle(kind: str, event: dict[str, Any], runtime: Runtime, deadline: float) 
     received = datetime.now(UTC)
     outcomes: list[Outcome] = []
     for message in messages(kind, event):
-        outcomes.extend(_finish(message, runtime, deadline, issue_time(message.issued, received)))
+        issued = issue_time(message.issued, received, message.time_field)
+        outcomes.extend(_finish(message, runtime, deadline, issued))
     return direct.summary(outcomes)
 
 
-def issue_time(given: str | None, received: datetime) -> datetime:
-    """The event's time (ISO 8601 with an offset, or epoch milliseconds), capped at ``received``;
-    ``received`` itself when the event gives none or one that does not parse."""
-    when = received
-    if given and given.isdigit():
-        when = datetime.fromtimestamp(int(given) / 1000, UTC)
-    elif given:
-        try:
-            when = parse_issued_at(given)
-        except ValueError:  # handler.model.Invalid is a ValueError
-            when = received
-    return min(when, received)
+def issue_time(given: object, received: datetime, field: str = "time") -> datetime:
+    """The event's time (epoch milliseconds, or ISO 8601 with an offset), capped at ``received``: a publisher
+    cannot be ahead of it. ``received`` itself when the event gives none, or (with a WARNING) an unusable one."""
+    return min(platform_time(given, received, field), received)
 
 
 def _finish(message: Message, runtime: Runtime, deadline: float, issued: datetime) -> list[Outcome]:
-    source = Source(SOURCE_KIND, message.id)
+    source = Source(SOURCE_KIND, text_id(message.id))
     if message.body is None:
         outcome = _no_body(message, issued)
         direct.finish([outcome], source, runtime)
@@ -117,24 +113,32 @@ def _record(kind: str, key: str, index: int, record: Any) -> Message:
     if not isinstance(inner, dict):
         return Message(f"{kind}:record-{index}", None, where, record)
     if kind == "ckafka":
-        ident = f"ckafka:{inner.get('topic')}/{inner.get('partition')}/{inner.get('offset')}"
+        ident = f"ckafka:{_part(inner.get('topic'))}/{_part(inner.get('partition'))}/{_part(inner.get('offset'))}"
         return Message(ident, inner.get("msgBody"), where, record)
-    ident = f"cmq:{inner.get('topicName') or inner.get('queueName')}/{inner.get('msgId')}"
-    return Message(ident, inner.get("msgBody"), where, record, _text(inner.get("publishTime")))
+    ident = f"cmq:{_part(inner.get('topicName') or inner.get('queueName'))}/{_part(inner.get('msgId'))}"
+    return Message(ident, inner.get("msgBody"), where, record, inner.get("publishTime"),
+                   f"{where}.publishTime")
 
 
 def _tdmq(event: dict[str, Any], where: str = "data") -> Message:
-    data = event["data"]
-    ident = f"tdmq:{data.get('topic')}/{data.get('msgId') or event.get('id')}"
-    return Message(ident, data.get("msgBody"), where, event, _text(event.get("time")))
+    """A TDMQ message through EventBridge; an event whose ``data`` is not one is a message without a body."""
+    data = event.get("data")
+    time_field = where.removesuffix("data") + "time"
+    if not isinstance(data, dict):
+        return Message(f"eventbridge:{_part(event.get('id'))}", None, where, event, event.get("time"), time_field)
+    ident = f"tdmq:{_part(data.get('topic'))}/{_part(data.get('msgId') or event.get('id'))}"
+    return Message(ident, data.get("msgBody"), where, event, event.get("time"), time_field)
 
 
 def _event(index: int, event: Any) -> Message:
-    """One event of a batch; one without ``data`` (not a TDMQ message) is a message without a body."""
-    if isinstance(event, dict) and isinstance(event.get("data"), dict):
+    """One event of a batch; one that is not an object is a message without a body."""
+    if isinstance(event, dict):
         return _tdmq(event, f"EventList[{index}].data")
     return Message(f"eventbridge:event-{index}", None, f"EventList[{index}].data", event)
 
 
-def _text(value: Any) -> str | None:
-    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+def _part(value: Any) -> str:
+    """One part of a message's id: text or a number as it is, anything else (a hand-made event) by its kind."""
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return str(value)
+    return "None" if value is None else f"<{type(value).__name__}>"

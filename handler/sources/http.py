@@ -14,12 +14,14 @@ from typing import Any
 from handler.compat import UTC
 from handler.im import codes
 from handler.im.codes import ErrorClass, Origin
-from handler.model import TASK_ID_MAX, Item
+from handler.model import TASK_ID_MAX, Item, TooDeep, loads
+from handler.model.jsontext import TOO_DEEP
 from handler.observability import logger
-from handler.order.key import Issue
+from handler.order.key import Issue, text_id
 from handler.outcome import ANSWERED, Outcome, Status, fate_of, report
 from handler.sources import MalformedEvent, Runtime
 from handler.sources.routing import Resolver, Response
+from handler.sources.times import platform_time
 
 ROUTE = "/sched-tasks/<taskId>"
 RETRY_AFTER_SECONDS = "1"
@@ -85,10 +87,8 @@ def _modify(app: Resolver, task_id: str) -> Response:
 def request_time(event: dict[str, Any]) -> datetime:
     """When API Gateway received the request (``timeEpoch`` v2 and URLs, ``requestTimeEpoch`` v1), else now."""
     context = event.get("requestContext") or {}
-    epoch = context.get("timeEpoch", context.get("requestTimeEpoch"))
-    if isinstance(epoch, int) and not isinstance(epoch, bool) and 0 < epoch < 10**14:
-        return datetime.fromtimestamp(epoch / 1000, UTC)
-    return datetime.now(UTC)
+    name = "timeEpoch" if "timeEpoch" in context else "requestTimeEpoch"
+    return platform_time(context.get(name), datetime.now(UTC), f"requestContext.{name}")
 
 
 def path_task_id(text: str) -> int | None:
@@ -105,6 +105,7 @@ def _path_problem(path_id: str) -> dict[str, str]:
 
 
 _NOT_AN_OBJECT = {"field": "body", "message": "body: must be a JSON object (the modification)"}
+_TOO_DEEP = {"field": "body", "message": f"body: {TOO_DEEP}"}
 _UNDECODABLE = {"field": "body", "message": "body: isBase64Encoded, but not base64 of UTF-8 text"}
 
 
@@ -113,7 +114,9 @@ def _body(raw: str, task_id: int | None, path_id: str) -> tuple[Any, dict[str, s
     if task_id is None:
         return None, _path_problem(path_id)
     try:
-        parsed = json.loads(raw)
+        parsed = loads(raw)
+    except TooDeep:
+        return None, _TOO_DEEP
     except ValueError:
         return None, _NOT_AN_OBJECT
     if not isinstance(parsed, dict):
@@ -151,6 +154,7 @@ def handle(event: dict[str, Any], context: Any, runtime: Runtime, deadline: floa
     check_event(event, kind)
     resolver = _RESOLVERS[kind]
     request_id = event["requestContext"].get("requestId")
+    request_id = text_id(request_id) if isinstance(request_id, str) else request_id
     logger.set_correlation_id(request_id)
     resolver.context.update(runtime=runtime, deadline=deadline, id=request_id, source_kind=source_kind)
     try:

@@ -76,9 +76,11 @@ def test_an_scf_event_of_no_known_shape_is_one_line(tmp_path: Path) -> None:
 
 
 def test_a_dead_letter_file_in_a_missing_directory(tmp_path: Path) -> None:
+    # a dead letter that cannot be written is a run-time failure, whatever the sink (DESIGN "Command line"): 1
     env = _env(tmp_path, DEAD_LETTER="file:/nonexistent/dir/x.jsonl")
     run = timpush("invoke", "-", env=env, stdin=json.dumps(PAST))
-    _one_line(run, "a dead letter could not be written: file:/nonexistent/dir/x.jsonl: No such file or directory")
+    named = "timpush invoke: a dead letter could not be written: file:/nonexistent/dir/x.jsonl: No such file"
+    assert run.returncode == 1 and named in run.stderr.splitlines()[-1] and run.stdout == ""
 
 
 def test_a_body_marked_base64_that_is_not_is_a_400_naming_it(tmp_path: Path) -> None:

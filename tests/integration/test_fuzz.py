@@ -28,6 +28,7 @@ from handler.order.task import TaskOrder
 from handler.state.memory import MemoryStore
 from tests.support.im import ADMIN, APP, KEY, add_task, dead_letters, modify_requests
 from tests.support.lambda_events import configure, failed_ids, http_event, sns_wrap, sqs_event, sqs_record
+from tests.support.mutation import json_values, texts
 from timpush.context import LocalContext
 from timpush.emulator import Emulator, EmulatorSettings
 
@@ -94,19 +95,6 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 
 
 # --- strategies ----------------------------------------------------------------------------------
-
-
-
-def json_values(max_leaves: int = 6) -> st.SearchStrategy[Any]:
-    scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-               | st.text() | texts())
-    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
-                        | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=max_leaves)
-
-
-def texts(max_size: int = 25) -> st.SearchStrategy[str]:
-    """Any text, lone surrogates included: valid JSON escapes (``"\\udcff"``) that ``st.text()`` leaves out."""
-    return st.text(st.characters(codec=None, exclude_categories=()), max_size=max_size)
 
 
 def task_ids(existing: tuple[int, ...]) -> st.SearchStrategy[Any]:

@@ -30,7 +30,7 @@ CAMPAIGN = (
     "TaskID,Type,SchedAt,Title,Desc,Content,IssuedAt\n"
     f"101,All,{FUTURE},Spring sale,\"Everything, 20% off\",,2025-06-01T08:00:00+08:00\n"
     f"102,All,{PAST},,,,\n"
-    "103,User,,Your order,,\"{\"\"To_Account\"\": [\"\"alice\"\"]}\",\n"
+    "103,User,,Your order,Shipped,\"{\"\"To_Account\"\": [\"\"alice\"\"]}\",\n"
     f"104,Al,{FUTURE},,,,\n"
     f"105,Tag,2031-06-15T22:00:00+08:00,,,,\n"
 )
@@ -84,7 +84,7 @@ def test_skip_invalid_sends_the_rest_and_lists_what_it_skipped(
     assert sent[101]["Body"] == {"TaskID": 101, "Type": "All", "SchedAt": FUTURE, "IssuedAt": ISSUED, "Content": {
         "OfflinePushInfo": {"Title": "Spring sale", "Desc": "Everything, 20% off"}}}
     assert sent[103]["Body"] == {"TaskID": 103, "Type": "User", "Content": {
-        "To_Account": ["alice"], "OfflinePushInfo": {"Title": "Your order"}}}
+        "To_Account": ["alice"], "OfflinePushInfo": {"Title": "Your order", "Desc": "Shipped"}}}
     attributes = {task: m["MessageAttributes"]["IssuedAt"] for task, m in sent.items()}
     assert attributes[101] == {"DataType": "String", "StringValue": "2025-06-01T00:00:00.000Z"}  # in UTC
     stamped = [datetime.fromisoformat(attributes[t]["StringValue"]) for t in (103, 105)]
@@ -229,11 +229,11 @@ def test_direct_applies_in_file_order_and_dead_letters_failures(
     soon = datetime.fromtimestamp(handler_env.now() + 60, UTC).strftime("%Y-%m-%d %H:%M:%S")
     first, dispatched = add_task(handler_env), add_task(handler_env, sched_at=soon)
     handler_env.advance(120)  # the second task is dispatched; the first still pending
-    path = _write(tmp_path, "TaskID,Type,SchedAt,Title,IssuedAt\n"
-                            f"{first},All,2041-06-15 14:00:00,Moved,\n"
-                            f"{dispatched},All,2041-06-15 14:00:00,,\n"
-                            f"{first},All,2041-07-01 09:00:00,,\n"
-                            f"{first},All,2041-08-01 09:00:00,,2025-01-01T00:00:00Z\n")  # older than line 4
+    path = _write(tmp_path, "TaskID,Type,SchedAt,Title,Desc,IssuedAt\n"
+                            f"{first},All,2041-06-15 14:00:00,Moved,Later,\n"
+                            f"{dispatched},All,2041-06-15 14:00:00,,,\n"
+                            f"{first},All,2041-07-01 09:00:00,,,\n"
+                            f"{first},All,2041-08-01 09:00:00,,,2025-01-01T00:00:00Z\n")  # older than line 4
     # one row failed: a cron job must see it
     assert main(["send", "--from", str(path), "--to", "direct", "--without-store"]) == 1
     out, err = capsys.readouterr()

@@ -27,9 +27,9 @@ def _read(tmp_path: Path, text: str, sdkappid: int | None = None,
 
 
 def test_a_quoted_cell_over_two_lines_keeps_the_next_row_s_line_number(tmp_path: Path) -> None:
-    rows = _read(tmp_path, f'TaskID,Type,SchedAt,Desc\n1,All,{LATER},"two\nlines"\n2,Al,{LATER},\n')
+    rows = _read(tmp_path, f'TaskID,Type,SchedAt,Title,Desc\n1,All,{LATER},t,"two\nlines"\n2,Al,{LATER},,\n')
     assert rows[0] == (2, {"TaskID": 1, "Type": "All", "SchedAt": LATER,
-                           "Content": {"OfflinePushInfo": {"Desc": "two\nlines"}}}, None)
+                           "Content": {"OfflinePushInfo": {"Title": "t", "Desc": "two\nlines"}}}, None)
     assert rows[1][0] == 4 and "Type: expected 'All', 'Tag' or 'User', got 'Al'" in str(rows[1][2])
 
 
@@ -99,12 +99,12 @@ def test_a_trailing_empty_header_cell_is_not_a_column(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("separator", [";", "\t"])
 def test_semicolon_and_tab_separated_exports_are_read(tmp_path: Path, separator: str) -> None:
-    text = separator.join(["TaskID", "Type", "SchedAt", "Title"]) + "\n"
-    text += separator.join(["1", "All", LATER, '"Hello, world; again"']) + "\n"
+    text = separator.join(["TaskID", "Type", "SchedAt", "Title", "Desc"]) + "\n"
+    text += separator.join(["1", "All", LATER, '"Hello, world; again"', "d"]) + "\n"
     [(line, mod, problem)] = _read(tmp_path, text)
     assert (line, problem) == (2, None)
     assert mod == {"TaskID": 1, "Type": "All", "SchedAt": LATER,
-                   "Content": {"OfflinePushInfo": {"Title": "Hello, world; again"}}}
+                   "Content": {"OfflinePushInfo": {"Title": "Hello, world; again", "Desc": "d"}}}
 
 
 def test_an_unknown_semicolon_header_gets_a_hint(tmp_path: Path) -> None:

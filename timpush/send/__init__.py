@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
 
 from handler.compat import UTC
 from handler.deadletter.record import ISSUED_AT_ATTRIBUTE
@@ -77,10 +78,12 @@ counts: succeeded (accepted by the work queue, or applied), superseded (a newer 
 applied), failed (dead-lettered), skipped (invalid, with --skip-invalid), not sent.
 
 exit status:
-  0    every row sent and nothing failed
+  0    every valid row sent and nothing failed; with --skip-invalid, invalid rows are counted as skipped,
+       not failed, so a run that skipped some still exits 0 (the summary and stderr name each one)
   1    something failed or was not sent (listed by line), or the run stopped (e.g. no such queue:
        resume with --start-line)
-  2    bad arguments, configuration or input (damaged file, invalid rows, every row invalid): nothing sent
+  2    bad arguments, configuration or input (damaged file, invalid rows, every row invalid, --start-line
+       past the end, --to that is not a queue URL): nothing sent
   130  interrupted (Ctrl-C): the counts are exact; resume with --start-line
 """
 
@@ -139,6 +142,7 @@ class DirectTarget:
         self.runtime = runtime
         self.name = name
         self.verbose = verbose
+        self._issued = datetime.min.replace(tzinfo=UTC)
 
     def submit(self, rows: Sequence[Row], tally: Tally, note: Note) -> list[Row]:
         from handler.deadletter.record import Source
@@ -149,13 +153,21 @@ class DirectTarget:
             deadline = time.monotonic() + DIRECT_BUDGET
             # powertools prints EMF metric lines on stdout: kept for --verbose (on stderr), else dropped
             with contextlib.redirect_stdout(sys.stderr if self.verbose else io.StringIO()):
-                result = direct.handle(row.modification, source, self.runtime, deadline)["results"][0]
+                outcomes = direct.apply(row.modification, source, self.runtime, deadline, issued=self._next_issue())
+                result = direct.summary(outcomes)["results"][0]
             code = int(result["ErrorCode"])
             outcome = SUCCEEDED if code == 0 else SUPERSEDED if result["outcome"] == SUPERSEDED else FAILED
             tally.add(code, outcome, error_class=str(classify(code)) if code else "")
             if outcome == FAILED or self.verbose:
                 note(f"{row.line}: TaskID {row.task_id}: {code} {result['ErrorInfo']} ({outcome})")
         return []
+
+    def _next_issue(self) -> datetime:
+        """The time of sending, a millisecond after the row before (as the queue target stamps its messages): two
+        rows of one task sent within one millisecond would otherwise tie, and a tie is broken by the rows' ids,
+        not by their order in the file. A row's own IssuedAt still wins."""
+        self._issued = max(datetime.now(UTC), self._issued + timedelta(milliseconds=1))
+        return self._issued
 
 
 # --- the run ---------------------------------------------------------------------------------------------
@@ -214,9 +226,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _line_number(text: str) -> int:
-    value = int(text)
+    """argparse names the option (``argument --start-line: ...``) and exits 2."""
+    value = int(text) if text.isascii() and text.isdigit() else 0
     if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+        raise argparse.ArgumentTypeError(f"expected a line number, 1 or more, got {text!r}")
     return value
 
 
@@ -248,7 +261,11 @@ def _read(args: argparse.Namespace, now: datetime) -> tuple[Runtime | None, list
     direct = _target_kind(args.target) == "direct"  # a dry run sends nothing: it needs no store
     runtime = handler_runtime("--to direct", args.without_store or args.dry_run) if direct else None
     apps, unchecked = apps_to_check(runtime)
-    rows = [row for row in sendrows.read(args.source, apps=apps, now=now) if row.line >= args.start_line]
+    every = sendrows.read(args.source, apps=apps, now=now)
+    rows = [row for row in every if row.line >= args.start_line]
+    if not rows:
+        raise Usage(f"--start-line {args.start_line}: past the end of {sendrows.display_name(args.source)} (its last "
+                    f"row starts on line {every[-1].line}): nothing to send")
     if unchecked:
         print(f"timpush send: note: {unchecked}", file=sys.stderr)
     return runtime, rows
@@ -314,6 +331,14 @@ def _send(args: argparse.Namespace, sending: Sending, invalid: list[Row]) -> int
 def _target_kind(spec: str) -> str:
     if spec == "direct":
         return "direct"
-    if spec.startswith("sqs:") and len(spec) > 4:
+    if spec.startswith("sqs:") and is_queue_url(spec[4:]):
         return "sqs"
+    if spec.startswith("sqs:"):
+        raise Usage(f"--to {spec}: not a queue URL (sqs:https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE)")
     raise Usage(f"--to must be sqs:QUEUE_URL or direct, got {spec!r}")
+
+
+def is_queue_url(text: str) -> bool:
+    """An http(s) URL with a host and a path (the queue): what SQS's QueueUrl looks like, endpoints included."""
+    parts = urlsplit(text)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path.strip("/") != ""

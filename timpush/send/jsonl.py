@@ -13,6 +13,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from handler.model import loads
+from handler.model.jsontext import TOO_DEEP
+
 _Parsed = tuple[int, dict[str, Any] | None, str | None]  # line, object, problem
 _DECODER = json.JSONDecoder()
 _SPACE = re.compile(r"\s*")
@@ -49,11 +52,20 @@ def _stream(text: str) -> list[tuple[int, Any]]:
         if text[i] == "[":
             i = _array(text, i, out)
         else:
-            value, end = _DECODER.raw_decode(text, i)
+            value, end = _decode(text, i)
             out.append((i, value))
             i = end
         i = _skip(text, i)
     return out
+
+
+def _decode(text: str, i: int) -> tuple[Any, int]:
+    """The JSON value at ``i`` and where it ends; ``Damaged`` naming its line when it nests too deeply for
+    ``json`` itself (which then raises RecursionError, and where it ends is unknown)."""
+    try:
+        return _DECODER.raw_decode(text, i)
+    except RecursionError:
+        raise Damaged(f"line {text.count(chr(10), 0, i) + 1}: {TOO_DEEP}") from None
 
 
 def _array(text: str, i: int, out: list[tuple[int, Any]]) -> int:
@@ -61,7 +73,7 @@ def _array(text: str, i: int, out: list[tuple[int, Any]]) -> int:
     if text.startswith("]", i):
         return i + 1
     while True:
-        value, end = _DECODER.raw_decode(text, i)
+        value, end = _decode(text, i)
         out.append((i, value))
         i = _skip(text, end)
         if text.startswith("]", i):
@@ -79,8 +91,8 @@ def _skip(text: str, i: int) -> int:
 def _first_line_is_json(text: str) -> bool:
     first = next((line for line in text.split("\n") if line.strip()), "")
     try:
-        json.loads(first)
-    except ValueError:
+        loads(first)
+    except ValueError:  # TooDeep included
         return False
     return True
 
@@ -92,6 +104,9 @@ def _json_lines(text: str) -> Iterator[_Parsed]:
             continue
         try:
             values = _stream(line)
+        except Damaged:  # nested too deeply (the only way one line is Damaged)
+            yield number, None, TOO_DEEP
+            continue
         except ValueError as exc:
             yield number, None, f"not JSON: {exc}"
             continue

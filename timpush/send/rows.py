@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 import sys
 from collections.abc import Iterator, Set
@@ -24,7 +23,7 @@ from typing import Any
 
 from handler.compat import UTC
 from handler.im.codes import INVALID_PARAMETERS
-from handler.model import LocalRefusal, validate
+from handler.model import LocalRefusal, TooDeep, check_depth, loads, validate
 from timpush.send.jsonl import Damaged, json_rows, looks_like_json
 
 COLUMNS = ("TaskID", "Type", "SchedAt", "Sdkappid", "Title", "Desc", "Content", "IssuedAt")
@@ -61,6 +60,7 @@ def read(spec: str, *, apps: Set[int] | None, now: datetime) -> list[Row]:
     """Every row of ``spec`` (a path, or ``-`` for stdin), checked against ``apps`` (None: the app is not
     known here); InputError when the input cannot be used at all."""
     text = _decode(_load(spec), spec)
+    _refuse_a_lone_value(text, spec)
     try:
         parsed = list(json_rows(text) if looks_like_json(text) else csv_rows(text))
     except (Damaged, Refused) as exc:
@@ -72,15 +72,34 @@ def read(spec: str, *, apps: Set[int] | None, now: datetime) -> list[Row]:
     return rows
 
 
+def _refuse_a_lone_value(text: str, spec: str) -> None:
+    """A file that is one JSON number, string, true, false or null holds no rows: say so, rather than read it as
+    a CSV whose header is ``42``."""
+    if looks_like_json(text):
+        return
+    try:
+        value = loads(text)
+    except ValueError:
+        return  # not JSON: CSV
+    kind = "a string" if isinstance(value, str) else "null" if value is None else (
+        "true or false" if isinstance(value, bool) else "a number")
+    raise InputError(f"{display_name(spec)}: not rows: the file holds one JSON value ({kind}); expected CSV with a "
+                     "header (TaskID,Type,SchedAt,...) or JSON modifications (objects, one per line or in an array)")
+
+
 def check(line: int, obj: dict[str, Any], *, apps: Set[int] | None, now: datetime) -> Row:
     """The row of ``obj`` as the handler will judge it: its own model, with the same apps and clock."""
+    try:
+        check_depth(obj)  # the handler refuses it as a whole (90104): so is the row, before anything is sent
+    except TooDeep as exc:
+        return Row(line, {}, problem=f"modification: {exc}", code=INVALID_PARAMETERS)
     obj = _with_seconds(obj)
     only = next(iter(apps)) if apps is not None and len(apps) == 1 else None
     try:
         valid = validate(obj, sdkappid=only, now=now)
     except LocalRefusal as refusal:
         return Row(line, obj, problem=refusal.reason, code=refusal.code)
-    problem = _app_problem(valid.Sdkappid, apps)
+    problem = _app_problem(valid.Sdkappid, apps) or _push_info_problem(obj)
     if problem:
         return Row(line, obj, problem=problem, code=INVALID_PARAMETERS)
     return Row(line, obj, valid.TaskID, valid.IssuedAt)
@@ -96,6 +115,21 @@ def _app_problem(sdkappid: int | None, apps: Set[int] | None) -> str | None:
     if sdkappid not in apps:
         return f"Sdkappid: {sdkappid} is not an app this deployment serves ({served})"
     return None
+
+
+def _push_info_problem(obj: dict[str, Any]) -> str | None:
+    """Title and Desc go together (DESIGN "Command line"): the server may replace ``OfflinePushInfo`` as a whole,
+    so a row that gives one and not the other would send the task out with the other one empty."""
+    content = obj.get("Content")
+    info = content.get("OfflinePushInfo") if isinstance(content, dict) else None
+    if not isinstance(info, dict):
+        return None
+    given = [name for name in PUSH_INFO_COLUMNS if info.get(name) not in (None, "")]
+    if len(given) != 1:
+        return None
+    missing = next(name for name in PUSH_INFO_COLUMNS if name not in given)
+    return (f"{missing}: empty while {given[0]} is given: Title and Desc go together (the server may replace "
+            f"OfflinePushInfo as a whole, and the push would go out with an empty {missing})")
 
 
 _MINUTES = re.compile(r"(\d{4}-\d{2}-\d{2}) (\d{1,2}):(\d{2})")  # a spreadsheet's usual time, no seconds
@@ -185,13 +219,24 @@ def parse_csv(text: str) -> list[tuple[int, dict[str, str]]]:
         try:
             cells = next(reader, None)
         except csv.Error as exc:
-            raise Refused(f"line {start}: the row starting here does not parse ({exc}): an unclosed or stray "
-                          "quote; nothing was sent (quote a whole cell, and double a quote inside it)") from None
+            raise _damaged(text, start, reader.line_num, exc) from None
         if cells is None:
             return rows
         line, start = start, reader.line_num + 1  # a quoted cell may span lines: the row starts here
         if any(cell.strip() for cell in cells):
             rows.append((line, _cells(line, columns, len(header), cells)))
+
+
+def _damaged(text: str, start: int, stop: int, exc: csv.Error) -> Refused:
+    """Why the row from line ``start`` to ``stop`` does not parse: a cell larger than ``csv``'s limit (a line that
+    long holds one), else an unclosed or stray quote (what strict parsing refuses)."""
+    limit = csv.field_size_limit()
+    long = [number for number, line in enumerate(text.split("\n")[start - 1:stop], start=start) if len(line) > limit]
+    if long:
+        return Refused(f"line {long[0]}: a cell larger than the CSV limit of {limit:,} characters; nothing was sent "
+                       "(a modification is far smaller: is it the right file?)")
+    return Refused(f"line {start}: the row starting here does not parse ({exc}): an unclosed or stray quote; "
+                   "nothing was sent (quote a whole cell, and double a quote inside it)")
 
 
 def _reader(text: str, separator: str) -> Any:
@@ -264,7 +309,9 @@ def _content(values: dict[str, str]) -> Any:
     content: Any = None
     if "Content" in values:
         try:
-            content = json.loads(values["Content"])
+            content = loads(values["Content"])
+        except TooDeep as exc:
+            raise ValueError(f"Content: {exc}") from None
         except ValueError as exc:
             raise ValueError(f"Content: not JSON ({exc})") from None
     given = {name: values[name] for name in PUSH_INFO_COLUMNS if name in values}
