@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from handler.deadletter.sqs import Outgoing, Queue, QueueError
@@ -201,3 +202,13 @@ def guarded(command: str, work: Callable[[], None]) -> tuple[int, str | None]:
     except (Stop, DeadLetterError) as exc:
         return 1, f"timpush {command}: stopped: {exc}"
     return 0, None
+
+
+def is_queue_url(text: str) -> bool:
+    """An http(s) URL with a host and a path (the queue): what SQS's QueueUrl looks like, endpoints included."""
+    parts = urlsplit(text)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path.strip("/") != ""
+
+
+def not_a_queue(option: str, spec: str) -> Usage:
+    return Usage(f"{option} {spec}: not a queue URL (sqs:https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE)")

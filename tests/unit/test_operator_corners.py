@@ -162,6 +162,15 @@ def test_a_queue_target_that_is_no_url_is_a_usage_error(target: str, tmp_path: P
     assert f"--to {target}: not a queue URL" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option", ["--from", "--to"])
+def test_a_redrive_queue_that_is_no_url_is_a_usage_error(option: str, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "dead.jsonl").write_text("", encoding="utf-8")
+    given = {"--from": f"file:{tmp_path / 'dead.jsonl'}", "--to": "direct", option: "sqs:notaurl"}
+    assert run("redrive", "--from", given["--from"], "--to", given["--to"]) == 2
+    assert f"{option} sqs:notaurl: not a queue URL" in capsys.readouterr().err
+
+
 # --- what --help says -------------------------------------------------------------------------------------------
 
 

@@ -39,6 +39,8 @@ from timpush.runctl import (
     handler_logs,
     handler_runtime,
     in_flight,
+    is_queue_url,
+    not_a_queue,
     store_flag_problem,
 )
 
@@ -238,6 +240,8 @@ def _source(spec: str) -> SourceLike:
     if scheme == "file" and rest:
         return FileSource(rest)
     if scheme == "sqs" and rest:
+        if not is_queue_url(rest):
+            raise not_a_queue("--from", spec)
         return QueueSource(rest)
     if scheme == "tdmq-cmq" and rest:
         from timpush.redrive.tdmq import TdmqSource  # SCF's dead letters (TDMQ for CMQ's data-flow API)
@@ -250,6 +254,8 @@ def _target(spec: str, source_spec: str, without_store: bool) -> TargetLike:
     if spec == "direct":
         return DirectTarget(handler_runtime("--to direct", without_store), source_spec)
     if spec.startswith("sqs:") and len(spec) > 4:
+        if not is_queue_url(spec[4:]):
+            raise not_a_queue("--to", spec)
         if spec == source_spec:
             raise Usage("--to is the queue being read (--from); that would loop")
         return QueueTarget(spec[4:])

@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import urlsplit
 
 from handler.compat import UTC
 from handler.deadletter.record import ISSUED_AT_ATTRIBUTE
@@ -45,6 +44,8 @@ from timpush.runctl import (
     handler_logs,
     handler_runtime,
     in_flight,
+    is_queue_url,
+    not_a_queue,
     send_batch,
     store_flag_problem,
 )
@@ -334,11 +335,5 @@ def _target_kind(spec: str) -> str:
     if spec.startswith("sqs:") and is_queue_url(spec[4:]):
         return "sqs"
     if spec.startswith("sqs:"):
-        raise Usage(f"--to {spec}: not a queue URL (sqs:https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE)")
+        raise not_a_queue("--to", spec)
     raise Usage(f"--to must be sqs:QUEUE_URL or direct, got {spec!r}")
-
-
-def is_queue_url(text: str) -> bool:
-    """An http(s) URL with a host and a path (the queue): what SQS's QueueUrl looks like, endpoints included."""
-    parts = urlsplit(text)
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path.strip("/") != ""
