@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -48,17 +47,17 @@ LATER_ENTRY = "a later entry of the same payload"
 RATE_LIMIT_PAUSE = 1.0  # after 60007 and kin, let the server's one-second window clear
 
 
-@dataclass
-class _Attempt:
-    app: App
-    identity: Identity
-    issued_at: datetime
-    send: Sequence[str] = ()  # the ordered fields newer than what was applied
-    dropped: dict[str, str] = field(default_factory=dict)  # field left out -> the newer change that won it
-    caller_waiting: bool = False
-    attempts: int = 0
-    refreshed: bool = False
-    latency: float = 0.0
+class _Attempt:  # a plain class, not a dataclass: cheaper to build at a cold start (handler.config)
+    __slots__ = ("app", "identity", "issued_at", "send", "dropped", "caller_waiting", "attempts", "refreshed",
+                 "latency")
+
+    def __init__(self, app: App, identity: Identity, issued_at: datetime, caller_waiting: bool = False) -> None:
+        self.app, self.identity, self.issued_at, self.caller_waiting = app, identity, issued_at, caller_waiting
+        self.send: Sequence[str] = ()  # the ordered fields newer than what was applied
+        self.dropped: dict[str, str] = {}  # field left out -> the newer change that won it
+        self.attempts = 0
+        self.refreshed = False
+        self.latency = 0.0
 
 
 def backoff(attempts: int) -> float:
@@ -109,7 +108,7 @@ class Modifier:
         issue = issue or Issue(datetime.now(UTC))
         outcome = self._apply(item, issue, later, deadline)
         if outcome.failed:
-            return replace(outcome, stamp=issue.stamp(outcome.issued_at, issue.pos))
+            return outcome._replace(stamp=issue.stamp(outcome.issued_at, issue.pos))
         return outcome
 
     def _apply(self, item: Item, issue: Issue, later: frozenset[str], deadline: float) -> Outcome:

@@ -7,13 +7,12 @@ is that tuple as one fixed-width string, which every home of the state compares 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class TaskKey:
+class TaskKey(NamedTuple):  # not a dataclass: cheaper to build at a cold start (handler.config)
     sdkappid: int
     task_id: int
 
@@ -25,20 +24,24 @@ class TaskKey:
 KEY_WIDTHS = (15, 40, 16, 6)  # issue ms · queue order · id digest · position: fixed widths, digits and hex only
 
 
-@dataclass(frozen=True)
-class Stamp:
+class _StampFields(NamedTuple):
+    issued_ms: int
+    by: str = ""  # the change's id: ``sqs:MESSAGE_ID``, ``http:REQUEST_ID``, ...
+    seq: int = 0  # the queue's own order (FIFO SequenceNumber within a message group); 0 when it has none
+    pos: int = 0  # position within one payload; breaks only otherwise equal keys
+
+
+class Stamp(_StampFields):
     """A change's order key (DESIGN "Order"): issue time, the queue's own order, the change's id, position.
 
     ``key`` is the whole key as one fixed-width string of digits and hex that compares bytewise exactly as
     the tuple ``(issued_ms, seq, id digest, pos)`` does: every home (memory, DynamoDB, Redis) stores and
     compares that string, so none compares a coarser key than another. The id enters as a digest, so a tie
     between two different changes ends the same way on every instance; ``by`` itself is kept for people.
-    """
 
-    issued_ms: int
-    by: str = ""  # the change's id: ``sqs:MESSAGE_ID``, ``http:REQUEST_ID``, ...
-    seq: int = 0  # the queue's own order (FIFO SequenceNumber within a message group); 0 when it has none
-    pos: int = 0  # position within one payload; breaks only otherwise equal keys
+    A NamedTuple underneath (cheaper to build at a cold start than a dataclass: handler.config), whose own
+    tuple order is not the order key: ``<`` between stamps raises TypeError, as it did on the dataclass.
+    """
 
     @cached_property  # computed once per stamp: a store compares the one it keeps many times
     def key(self) -> str:
@@ -50,13 +53,17 @@ class Stamp:
         issued, seq, _digest_part, pos = key.split(".")
         return cls(int(issued), by, int(seq), int(pos))
 
+    def __lt__(self, other: object) -> bool:
+        raise TypeError("stamps are ordered by their key: compare Stamp.key")
+
+    __le__ = __gt__ = __ge__ = __lt__
+
 
 def _digest(by: str) -> str:
     return hashlib.blake2b(by.encode(), digest_size=KEY_WIDTHS[2] // 2).hexdigest() if by else "0" * KEY_WIDTHS[2]
 
 
-@dataclass(frozen=True)
-class Issue:
+class Issue(NamedTuple):  # not a dataclass: cheaper to build at a cold start (handler.config)
     """A modification's issue time as its trigger knows it, where it came from, and its place in the queue."""
 
     at: datetime
@@ -70,4 +77,4 @@ class Issue:
 
     def entry(self, index: int) -> Issue:
         """The issue of a payload's entry ``index``: the same change, one position further."""
-        return replace(self, pos=self.pos + index) if index else self
+        return self._replace(pos=self.pos + index) if index else self
