@@ -111,7 +111,7 @@ def _readable(text: str) -> str:
 
 def _int(text: str) -> int:
     text = _readable(text)
-    if not re.fullmatch(_INT, text):
+    if not (text.isascii() and text.isdigit()) and not re.fullmatch(_INT, text):  # plain digits: no pattern to compile
         raise ValueError("Input should be a valid integer, unable to parse string as an integer")
     return int(text.split(".")[0])
 
@@ -119,6 +119,8 @@ def _int(text: str) -> int:
 def _float(text: str) -> float:
     spaced = "_" in text and text != text.strip()  # underscores are taken only in a number without spaces
     text = _readable(text)
+    if text.isascii() and text.isdigit():  # the usual "5": no pattern compiled at a cold start
+        return float(text)
     if spaced or re.search(_UNDERSCORE, text) or not re.fullmatch(_FLOAT, text.replace("_", "")):
         raise ValueError("Input should be a valid number, unable to parse string as a number")
     return float(text.replace("_", ""))
