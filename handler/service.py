@@ -30,7 +30,7 @@ from handler.model import (
     parse_sched_at,
     validate,
 )
-from handler.observability import logger
+from handler.observability import debugging, logger
 from handler.order.key import Issue, Stamp, TaskKey
 from handler.order.payload import later_fields
 from handler.order.store import StoreUnavailable
@@ -118,10 +118,11 @@ class Modifier:
         except LocalRefusal as refusal:
             return _refused(item, request, refusal, issue.at)
         issued_at = modification.issued_at or issue.at
-        logger.debug("validated", extra={"task_id": modification.TaskID, "task_type": modification.Type,
-                                         "sched_at": modification.SchedAt, "issued_at": format_issued_at(issued_at),
-                                         "sdkappid": modification.Sdkappid,
-                                         "content_keys": sorted(modification.Content or {})})
+        if debugging():  # the fields of a debug line are built only when it is written
+            logger.debug("validated", extra={"task_id": modification.TaskID, "task_type": modification.Type,
+                                             "sched_at": modification.SchedAt, "issued_at": format_issued_at(issued_at),
+                                             "sdkappid": modification.Sdkappid,
+                                             "content_keys": sorted(modification.Content or {})})
         try:
             app, identity = self._apps.resolve(modification.Sdkappid)  # may read the secret that holds the apps
         except UnknownApp as exc:
@@ -188,14 +189,16 @@ class Modifier:
         state.attempts += 1
         identity = state.identity
         creds = client.Credentials(identity.sdkappid, identity.admin, app.sigs.get(identity))
-        logger.debug("sending", extra={"task_id": mod.TaskID, "sdkappid": app.sdkappid, "attempt": state.attempts,
-                                       "paced_ms": paced_ms, "usersig_expires_at": app.sigs.expires_at})
+        if debugging():
+            logger.debug("sending", extra={"task_id": mod.TaskID, "sdkappid": app.sdkappid, "attempt": state.attempts,
+                                           "paced_ms": paced_ms, "usersig_expires_at": app.sigs.expires_at})
         remaining = deadline - self._clock()
         body = mod.body(identity.sdkappid, only=state.send)
         result = client.call(app.base, API, body, creds, read_timeout=remaining)
         state.latency += result.latency
-        logger.debug("answered", extra={"task_id": mod.TaskID, "attempt": state.attempts, "error_code": result.code,
-                                        "error_info": result.info, "latency_ms": round(result.latency * 1000, 1)})
+        if debugging():
+            logger.debug("answered", extra={"task_id": mod.TaskID, "attempt": state.attempts, "error_code": result.code,
+                                            "error_info": result.info, "latency_ms": round(result.latency * 1000, 1)})
         return result
 
     def _again(self, result: client.ImResult, error_class: ErrorClass | None, state: _Attempt,

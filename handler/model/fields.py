@@ -3,7 +3,6 @@ order so that every problem is listed once, and ``validate``, which returns the 
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -73,7 +72,7 @@ class Modification(NamedTuple):  # not a dataclass: cheaper to build at a cold s
         if self.SchedAt is not None and "SchedAt" in only:
             out["SchedAt"] = self.SchedAt
         if self.Content is not None and "Content" in only:
-            out["Content"] = copy.deepcopy(self.Content)
+            out["Content"] = _copied(self.Content)
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -83,6 +82,16 @@ class Modification(NamedTuple):  # not a dataclass: cheaper to build at a cold s
         if self.IssuedAt is not None:
             out["IssuedAt"] = self.IssuedAt
         return out
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of a JSON value (objects and arrays all the way down): a third of what ``copy.deepcopy`` costs,
+    twice per warm modification (the request body and the summary; issue 29)."""
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    return value
 
 
 FIELD_NAMES: Final = Modification._fields
