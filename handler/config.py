@@ -57,7 +57,7 @@ _NO_ROUTES: Mapping[str, str] = MappingProxyType({})
 
 
 # NamedTuple rather than dataclass here and in every class a cold start builds: a dataclass's generated methods
-# cost about five times as much to build (docs/benchmarks.md, issue 29); immutable and shown by value all the same.
+# cost about four times as much to build (docs/benchmarks.md, issue 29); immutable and shown by value all the same.
 class Settings(NamedTuple):
     """Every variable the function reads (``VARIABLES`` names them), parsed and checked by ``load``."""
 
