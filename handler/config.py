@@ -12,8 +12,9 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 from functools import cache
+from types import MappingProxyType
+from typing import NamedTuple
 
 from handler.im.regions import REGION_DOMAINS
 from handler.masking import mask
@@ -52,8 +53,12 @@ class Secret:
         return hash(self._value)
 
 
-@dataclass(frozen=True)
-class Settings:
+_NO_ROUTES: Mapping[str, str] = MappingProxyType({})
+
+
+# NamedTuple rather than dataclass here and in every class a cold start builds: a dataclass's generated methods
+# cost about four times as much to build (docs/benchmarks.md, issue 29); immutable and shown by value all the same.
+class Settings(NamedTuple):
     """Every variable the function reads (``VARIABLES`` names them), parsed and checked by ``load``."""
 
     sdkappid: int | None = None
@@ -68,7 +73,7 @@ class Settings:
     max_receives: int = 5
     max_attempts: int = 4
     dead_letter: str = "file:dead-letters.jsonl"
-    dead_letter_routes: dict[str, str] = field(default_factory=dict)
+    dead_letter_routes: Mapping[str, str] = _NO_ROUTES
     work_queue: str | None = None
     tencent_ssm_endpoint: str | None = None
     state_store: StoreSpec | None = None  # a Redis URL's password is kept out of its repr
@@ -107,7 +112,7 @@ def _readable(text: str) -> str:
 
 def _int(text: str) -> int:
     text = _readable(text)
-    if not re.fullmatch(_INT, text):
+    if not (text.isascii() and text.isdigit()) and not re.fullmatch(_INT, text):  # plain digits: no pattern to compile
         raise ValueError("Input should be a valid integer, unable to parse string as an integer")
     return int(text.split(".")[0])
 
@@ -115,6 +120,8 @@ def _int(text: str) -> int:
 def _float(text: str) -> float:
     spaced = "_" in text and text != text.strip()  # underscores are taken only in a number without spaces
     text = _readable(text)
+    if text.isascii() and text.isdigit():  # the usual "5": no pattern compiled at a cold start
+        return float(text)
     if spaced or re.search(_UNDERSCORE, text) or not re.fullmatch(_FLOAT, text.replace("_", "")):
         raise ValueError("Input should be a valid number, unable to parse string as a number")
     return float(text.replace("_", ""))
@@ -269,7 +276,7 @@ def _with_password(settings: Settings) -> Settings:
     if parts.password is not None:
         raise ConfigError("IM_STATE_STORE_PASSWORD and a password in IM_STATE_STORE: give it once")
     netloc = f"{parts.username or ''}:{quote(password.get_secret_value(), safe='')}@{parts.netloc.split('@')[-1]}"
-    return replace(settings, state_store=StoreSpec(parts._replace(netloc=netloc).geturl()))
+    return settings._replace(state_store=StoreSpec(parts._replace(netloc=netloc).geturl()))
 
 
 def _same(text: str) -> str:

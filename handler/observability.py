@@ -9,6 +9,7 @@ ever receives a key or a UserSig.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import warnings
@@ -24,6 +25,18 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 logger = Logger(service=SERVICE, stream=sys.stderr)
 # An explicit namespace would beat the variable, so the default is applied only when it is unset.
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE)
+
+_LINES = logging.getLogger(SERVICE)  # the standard logger powertools' Logger writes through
+
+
+def debugging() -> bool:
+    """Whether debug lines are written (``POWERTOOLS_LOG_LEVEL=DEBUG``): build a debug line's fields only then.
+
+    The same test the standard logger makes before it drops a line; this Logger has no log buffer, which would
+    keep debug lines below the level (issue 29: the fields cost ~4 us of every warm modification).
+    """
+    return _LINES.isEnabledFor(logging.DEBUG)
+
 
 RUNENV_VAR = "TENCENTCLOUD_RUNENV"  # SCF sets it to "SCF" in every function
 

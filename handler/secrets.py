@@ -15,8 +15,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from handler.config import ConfigError, Settings
 from handler.im.codes import SECRET_UNAVAILABLE
@@ -31,7 +30,8 @@ SOURCE_FORMS = f"{AWS_SECRETS_MANAGER}:NAME, {AWS_SSM}:NAME or {TENCENT_SSM}:REG
 JSON_SHAPE = '{"SDKAppID": 1400000000, "Key": "...", "Admin": "administrator"}'
 
 # Tencent SSM: region like ap-guangzhou; name of letters, digits, - and _ (128 max); version id (64 max).
-_TENCENT_PATH = re.compile(
+# As text: ``re`` compiles it on first use, so only a Tencent SSM source pays for it at a cold start.
+_TENCENT_PATH = (
     r"(?P<region>[a-z]{2,}(?:-[a-z0-9]+)+)/(?P<name>[A-Za-z0-9][A-Za-z0-9_-]{0,127})"
     r"(?:@(?P<version>[A-Za-z0-9._-]{1,64}))?"
 )
@@ -68,8 +68,7 @@ class IdentityProvider(Protocol):
     def get(self, force: bool = False) -> Identity: ...
 
 
-@dataclass(frozen=True)
-class SecretSource:
+class SecretSource(NamedTuple):  # not a dataclass: cheaper to build at a cold start (handler.config)
     """IM_SECRET_SOURCE, parsed: the store, the secret's name, and for Tencent its region and version."""
 
     kind: str
@@ -93,7 +92,7 @@ def parse_source(text: str) -> SecretSource:
             raise _bad_source(text, "a name holds no spaces")
         return SecretSource(kind, rest)  # a name or an ARN (ARNs hold colons)
     if kind == TENCENT_SSM:
-        match = _TENCENT_PATH.fullmatch(rest)
+        match = re.fullmatch(_TENCENT_PATH, rest)
         if match is None:
             raise _bad_source(text, "e.g. tencent-ssm:ap-guangzhou/im-app-key or ...@v2")
         return SecretSource(kind, match["name"], match["region"], match["version"])
@@ -104,15 +103,17 @@ def _bad_source(text: str, hint: str) -> ConfigError:
     return ConfigError(f"{SOURCE_VAR}: expected {SOURCE_FORMS}, got {text[:200]!r}" + (f"; {hint}" if hint else ""))
 
 
-@dataclass(frozen=True)
-class SecretValue:
+class SecretValue(NamedTuple):  # not a dataclass: cheaper to build at a cold start (handler.config)
     """What a secret holds; the key stays out of repr."""
 
-    key: str = field(repr=False)
+    key: str
     sdkappid: int | None = None
     admin: str | None = None
     is_json: bool = False
-    apps: object = field(default=None, repr=False)  # the "apps" list of a secret holding several apps
+    apps: object = None  # the "apps" list of a secret holding several apps
+
+    def __repr__(self) -> str:  # the key and the apps (with their keys) stay out
+        return f"SecretValue(sdkappid={self.sdkappid!r}, admin={self.admin!r}, is_json={self.is_json!r})"
 
 
 def parse_value(raw: str | bytes, where: str) -> SecretValue:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +32,7 @@ from handler.model import (
     parse_sched_at,
     validate,
 )
-from handler.observability import logger
+from handler.observability import debugging, logger
 from handler.order import history
 from handler.order.history import Draft
 from handler.order.key import Issue, Stamp, TaskKey
@@ -52,17 +51,17 @@ LATER_ENTRY = "a later entry of the same payload"
 RATE_LIMIT_PAUSE = 1.0  # after 60007 and kin, let the server's one-second window clear
 
 
-@dataclass
-class _Attempt:
-    app: App
-    identity: Identity
-    issued_at: datetime
-    send: Sequence[str] = ()  # the ordered fields newer than what was applied
-    dropped: dict[str, str] = field(default_factory=dict)  # field left out -> the newer change that won it
-    caller_waiting: bool = False
-    attempts: int = 0
-    refreshed: bool = False
-    latency: float = 0.0
+class _Attempt:  # a plain class, not a dataclass: cheaper to build at a cold start (handler.config)
+    __slots__ = ("app", "identity", "issued_at", "send", "dropped", "caller_waiting", "attempts", "refreshed",
+                 "latency")
+
+    def __init__(self, app: App, identity: Identity, issued_at: datetime, caller_waiting: bool = False) -> None:
+        self.app, self.identity, self.issued_at, self.caller_waiting = app, identity, issued_at, caller_waiting
+        self.send: Sequence[str] = ()  # the ordered fields newer than what was applied
+        self.dropped: dict[str, str] = {}  # field left out -> the newer change that won it
+        self.attempts = 0
+        self.refreshed = False
+        self.latency = 0.0
 
 
 def backoff(attempts: int) -> float:
@@ -120,7 +119,7 @@ class Modifier:
         issue = issue or Issue(datetime.now(UTC))
         outcome = self._apply(item, issue, later or {}, deadline)
         if outcome.failed:
-            return replace(outcome, stamp=issue.stamp(outcome.issued_at, issue.pos))
+            return outcome._replace(stamp=issue.stamp(outcome.issued_at, issue.pos))
         return outcome
 
     def _apply(self, item: Item, issue: Issue, later: Mapping[str, Stamp], deadline: float) -> Outcome:
@@ -130,10 +129,11 @@ class Modifier:
         except LocalRefusal as refusal:
             return _refused(item, request, refusal, issue.at)
         issued_at = modification.issued_at or issue.at
-        logger.debug("validated", extra={"task_id": modification.TaskID, "task_type": modification.Type,
-                                         "sched_at": modification.SchedAt, "issued_at": format_issued_at(issued_at),
-                                         "sdkappid": modification.Sdkappid,
-                                         "content_keys": sorted(modification.Content or {})})
+        if debugging():  # the fields of a debug line are built only when it is written
+            logger.debug("validated", extra={"task_id": modification.TaskID, "task_type": modification.Type,
+                                             "sched_at": modification.SchedAt, "issued_at": format_issued_at(issued_at),
+                                             "sdkappid": modification.Sdkappid,
+                                             "content_keys": sorted(modification.Content or {})})
         try:
             app, identity = self._apps.resolve(modification.Sdkappid)  # may read the secret that holds the apps
         except UnknownApp as exc:
@@ -153,7 +153,7 @@ class Modifier:
         try:
             claim = self.order.claim(draft.task, mod.fields, draft.stamp, deadline, later, draft)
         except (TaskBusy, StoreUnavailable) as exc:
-            return replace(_unordered(item, mod, state, exc), history=draft)
+            return _unordered(item, mod, state, exc)._replace(history=draft)
         state.send = claim.kept
         state.dropped.update({name: won_by(stamp) for name, stamp in claim.won.items()})
         if not claim.kept:
@@ -167,7 +167,7 @@ class Modifier:
             self._record(claim, mod, draft, deadline)
             return outcome
         self._let_go(claim, deadline)  # a failure records nothing
-        return replace(outcome, history=replace(draft, left_out=claim.left_out))
+        return outcome._replace(history=draft._replace(left_out=claim.left_out))
 
     def _record(self, claim: Claim, mod: Modification, draft: Draft, deadline: float) -> None:
         sched_at = parse_sched_at(mod.SchedAt) if mod.SchedAt and "SchedAt" in claim.kept else None
@@ -203,14 +203,16 @@ class Modifier:
         state.attempts += 1
         identity = state.identity
         creds = client.Credentials(identity.sdkappid, identity.admin, app.sigs.get(identity))
-        logger.debug("sending", extra={"task_id": mod.TaskID, "sdkappid": app.sdkappid, "attempt": state.attempts,
-                                       "paced_ms": paced_ms, "usersig_expires_at": app.sigs.expires_at})
+        if debugging():
+            logger.debug("sending", extra={"task_id": mod.TaskID, "sdkappid": app.sdkappid, "attempt": state.attempts,
+                                           "paced_ms": paced_ms, "usersig_expires_at": app.sigs.expires_at})
         remaining = deadline - self._clock()
         body = mod.body(identity.sdkappid, only=state.send)
         result = client.call(app.base, API, body, creds, read_timeout=remaining)
         state.latency += result.latency
-        logger.debug("answered", extra={"task_id": mod.TaskID, "attempt": state.attempts, "error_code": result.code,
-                                        "error_info": result.info, "latency_ms": round(result.latency * 1000, 1)})
+        if debugging():
+            logger.debug("answered", extra={"task_id": mod.TaskID, "attempt": state.attempts, "error_code": result.code,
+                                            "error_info": result.info, "latency_ms": round(result.latency * 1000, 1)})
         return result
 
     def _again(self, result: client.ImResult, error_class: ErrorClass | None, state: _Attempt,

@@ -13,7 +13,6 @@ answers as ``BatchProcessor`` and ``SqsFifoPartialProcessor(skip_group_on_error=
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -168,7 +167,7 @@ def issue_of(message: SQSRecord) -> Issue:
     attributes = message.raw_event.get("messageAttributes")
     carried = carried_issue(attributes)
     if carried is not None:
-        return replace(carried, source="sqs")  # its own id, and the trigger that brought it back
+        return carried._replace(source="sqs")  # its own id, and the trigger that brought it back
     at = issued_at_attribute(attributes)
     if at is None:
         sent = message.attributes.sent_timestamp or None  # absent: issued when received

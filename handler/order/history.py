@@ -16,9 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -68,8 +68,7 @@ def _content(content: Mapping[str, Any]) -> dict[str, Any]:
     return summary
 
 
-@dataclass(frozen=True)
-class Draft:
+class Draft(NamedTuple):
     """What an entry says of a change before its outcome is known."""
 
     task: TaskKey
@@ -77,7 +76,7 @@ class Draft:
     source: str
     fields: Mapping[str, Any]
     request_id: str | None = None
-    left_out: Mapping[str, Stamp] = field(default_factory=dict)  # field -> the change that won it
+    left_out: Mapping[str, Stamp] = MappingProxyType({})  # field -> the change that won it
 
     def entry(self, outcome: str, code: int, at: float) -> str:
         """The entry as the store keeps it: one bounded JSON text. ``at``: seconds since the epoch."""

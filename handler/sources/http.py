@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from handler.compat import UTC
@@ -145,14 +146,17 @@ def _build(resolver: Resolver) -> Resolver:
     return resolver
 
 
-_RESOLVERS = {kind: _build(Resolver(kind)) for kind in ("v2", "v1", "url")}
+@cache
+def _resolver(kind: str) -> Resolver:
+    """The kind's resolver, built on its first event: a cold start compiles its own kind's route only."""
+    return _build(Resolver(kind))
 
 
 def handle(event: dict[str, Any], context: Any, runtime: Runtime, deadline: float, kind: str,
            source_kind: str = "http") -> Any:
     """The resolver's answer; ``source_kind`` is what the log lines name as the source (``scf`` on SCF)."""
     check_event(event, kind)
-    resolver = _RESOLVERS[kind]
+    resolver = _resolver(kind)
     request_id = event["requestContext"].get("requestId")
     request_id = text_id(request_id) if isinstance(request_id, str) else request_id
     logger.set_correlation_id(request_id)

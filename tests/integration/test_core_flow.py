@@ -152,3 +152,24 @@ def test_no_secret_in_any_output(handler_env: Emulator, dead_letter_file: Path, 
     assert KEY not in haystack
     assert "usersig=" not in haystack.replace("usersig=<redacted>", "")
     assert "eJ" not in haystack  # every UserSig starts with the zlib header in base64
+
+
+def test_debug_lines_are_written_at_debug_and_only_then(handler_env: Emulator,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    # Their fields are built only when the line is written (issue 29): the guard must still let them out at DEBUG.
+    from handler.observability import logger as handler_logger
+
+    task = add_task(handler_env, "All")
+    caplog.set_level(logging.DEBUG)
+    invoke({"TaskID": task, "Type": "All", "SchedAt": "2031-03-03 03:03:03"})
+    assert not [r for r in caplog.records if r.levelno == logging.DEBUG and r.name == handler_logger.name]
+    previous = handler_logger.log_level
+    handler_logger.setLevel(logging.DEBUG)
+    try:
+        invoke({"TaskID": task, "Type": "All", "SchedAt": "2031-03-03 04:04:04"})
+    finally:
+        handler_logger.setLevel(previous)
+    lines = {r.getMessage(): r for r in caplog.records if r.levelno == logging.DEBUG and r.name == handler_logger.name}
+    assert {"validated", "sending", "answered"} <= set(lines)
+    assert vars(lines["validated"])["sched_at"] == "2031-03-03 04:04:04"
+    assert vars(lines["answered"])["error_code"] == 0 and vars(lines["sending"])["task_id"] == task

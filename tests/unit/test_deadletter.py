@@ -275,12 +275,10 @@ def test_client_error_becomes_dead_letter_error(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_issued_at_travels_with_the_record_and_back_to_the_work_queue() -> None:
-    from dataclasses import replace
-
     from handler.deadletter.record import issued_at_attribute, issued_at_of
 
     when = datetime(2030, 5, 31, 23, 59, 58, 250_000, tzinfo=UTC)
-    doc = record(replace(_outcome(), issued_at=when), Source("sqs", "m1"))
+    doc = record(_outcome()._replace(issued_at=when), Source("sqs", "m1"))
     assert doc["issued_at"] == "2030-05-31T23:59:58.250Z"
     assert deadletter_sqs.dead_letter_message(doc).attributes["IssuedAt"] == "2030-05-31T23:59:58.250Z"
     # a record without the rest of its key (one written before it travelled): its id was sqs:MESSAGE_ID
@@ -300,15 +298,13 @@ def test_an_unreadable_issued_at_is_no_issue_time(value: object) -> None:
 
 
 def test_the_whole_order_key_travels_from_the_failure_to_the_redriven_message() -> None:
-    from dataclasses import replace
-
     from handler.order.key import Issue
     from handler.order.travel import carried_issue, issue_of_record
 
     when = datetime(2030, 5, 31, 23, 59, 58, 250_000, tzinfo=UTC)
     seq = 18_889_999_999_999_999_999_999_999_999_999_999_999  # 38 digits: more than a double keeps
     issue = Issue(when, "sqs:first-id", seq=seq, pos=2)
-    doc = record(replace(_outcome(), issued_at=when, stamp=issue.stamp(when, 2)), Source("sqs", "redriven-id"))
+    doc = record(_outcome()._replace(issued_at=when, stamp=issue.stamp(when, 2)), Source("sqs", "redriven-id"))
     assert (doc["issued_by"], doc["issued_seq"], doc["issued_pos"]) == ("sqs:first-id", str(seq), 2)
     assert issue_of_record(json.loads(json.dumps(doc)), datetime.now(UTC)) == issue
     # as a Lambda record's attributes after SQS gave the body a new id and SequenceNumber

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -102,11 +101,15 @@ def test_summary_is_the_normalised_request_without_sdkappid() -> None:
 
 
 def test_body_takes_the_given_sdkappid_and_does_not_share_content() -> None:
-    got = validate(mod(Content={"OfflinePushInfo": {"Title": "a"}}), sdkappid=None, now=NOW)
-    body = got.body(99)
-    body["Content"]["OfflinePushInfo"]["Title"] = "changed"
-    assert body["Sdkappid"] == 99
-    assert got.Content == {"OfflinePushInfo": {"Title": "a"}}
+    content = {"OfflinePushInfo": {"Title": "a"}, "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "x"}}]}
+    got = validate(mod(Content=content), sdkappid=None, now=NOW)
+    for copied in (got.body(99)["Content"], got.summary()["Content"]):  # arrays and objects, all the way down
+        copied["OfflinePushInfo"]["Title"] = "changed"
+        copied["MsgBody"][0]["MsgContent"]["Text"] = "changed"
+        copied["MsgBody"].append({})
+    assert got.body(99)["Sdkappid"] == 99
+    assert got.Content == content == {"OfflinePushInfo": {"Title": "a"},
+                                      "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "x"}}]}
 
 
 def test_sdkappid_unknown_skips_the_equality_check() -> None:
@@ -115,7 +118,7 @@ def test_sdkappid_unknown_skips_the_equality_check() -> None:
 
 def test_modification_is_frozen() -> None:
     got = validate(mod(), sdkappid=SDKAPPID, now=NOW)
-    with pytest.raises(FrozenInstanceError):
+    with pytest.raises(AttributeError):  # immutable (a NamedTuple)
         got.TaskID = 5  # type: ignore[misc]
 
 

@@ -192,3 +192,15 @@ def test_the_queue_order_breaks_a_tie_before_the_id_and_position_only_after(cloc
     order.applied(order.claim(TASK, ("SchedAt",), Stamp(5000, "sqs:b", seq=7), clock.mono() + 30), None)
     assert order.claim(TASK, ("SchedAt",), Stamp(5000, "sqs:a", seq=6), clock.mono() + 30).kept == ()
     assert order.claim(TASK, ("SchedAt",), Stamp(5000, "sqs:a", seq=8), clock.mono() + 30).kept == ("SchedAt",)
+
+
+def test_stamps_compare_only_by_their_key() -> None:
+    # A stamp is a tuple underneath (issue 29: cheaper to build than a dataclass), whose own order would put the
+    # id before the queue order: comparing two stamps refuses, so no code orders changes by it by mistake.
+    older, newer = Stamp(5000, "sqs:zzz", seq=1), Stamp(5000, "sqs:aaa", seq=2)
+    for compare in (lambda: older < newer, lambda: older <= newer, lambda: older > newer, lambda: older >= newer):
+        with pytest.raises(TypeError, match="compare Stamp.key"):
+            compare()
+    assert older.key < newer.key
+    same = Stamp(5000, "sqs:zzz", seq=1)
+    assert older == same and older != newer and len({older, same}) == 1

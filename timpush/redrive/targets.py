@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -73,7 +72,7 @@ class DirectTarget:
         deadline = time.monotonic() + DIRECT_BUDGET
         source = Source("redrive", (doc.get("source") or {}).get("id"))
         # ordered by when the change was made, not by now (DESIGN "Order"); an older record has no issued_at
-        issue = replace(issue_of_record(doc, datetime.now(UTC)), source="redrive")
+        issue = issue_of_record(doc, datetime.now(UTC))._replace(source="redrive")
         outcomes = self.runtime.modifier.apply_all(split_payload(doc["raw"]), deadline, issue)
         failures = [record(o, source, redrives=redrives_of(doc) + 1) for o in outcomes if o.failed]
         try:
