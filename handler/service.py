@@ -45,6 +45,7 @@ API = "modify_sched_task"
 BACKOFF_BASE = 0.25  # seconds; full jitter over base * 2**(attempt-1)
 BACKOFF_CAP = 4.0
 LATER_ENTRY = "a later entry of the same payload"
+ALREADY_APPLIED = "already applied"  # the ErrorInfo of a change delivered again after it went through
 RATE_LIMIT_PAUSE = 1.0  # after 60007 and kin, let the server's one-second window clear
 
 
@@ -142,8 +143,8 @@ class Modifier:
             return _unordered(item, mod, state, exc)
         state.send = claim.kept
         state.dropped.update({name: won_by(stamp) for name, stamp in claim.won.items()})
-        if not claim.kept:
-            return _superseded(item, mod, state)
+        if not claim.kept:  # nothing newer to send: this change went through before, or newer ones won
+            return _already_applied(item, mod, state) if not state.dropped else _superseded(item, mod, state)
         try:
             outcome = self._send(item, mod, state, deadline)
         except BaseException:
@@ -262,6 +263,13 @@ def _superseded(item: Item, mod: Modification, state: _Attempt) -> Outcome:
     info = "superseded: " + "; ".join(f"{name} won by {by}" for name, by in state.dropped.items())
     return Outcome(Status.SUPERSEDED, item.raw, mod.summary(), codes.SUPERSEDED, info, ErrorClass.SUPERSEDED,
                    Origin.LOCAL, issued_at=state.issued_at, dropped=dict(state.dropped), sdkappid=state.app.sdkappid)
+
+
+def _already_applied(item: Item, mod: Modification, state: _Attempt) -> Outcome:
+    """Every field was last applied by this same change (a redelivery, a replay, a redrive of what went
+    through): a success without a request, which names no winner (DESIGN "Order")."""
+    return Outcome(Status.SUCCEEDED, item.raw, mod.summary(), 0, ALREADY_APPLIED, issued_at=state.issued_at,
+                   sdkappid=state.app.sdkappid, already_applied=True)
 
 
 def _outcome(item: Item, mod: Modification, result: client.ImResult, error_class: ErrorClass | None,

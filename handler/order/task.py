@@ -4,8 +4,9 @@ A field is sent only when the change's order key (``Stamp.key``: issue time, que
 position) is greater than the key last applied to that field of the task; an equal key is the same change
 (a redelivery) and is not sent twice. Two different changes issued in the same millisecond are told apart
 by the rest of the key, so every instance ends a tie the same way whichever it saw first. Only a success
-raises the stamps; a failure records nothing. The lease lasts until the invocation's deadline (plus the
-margin the adapter keeps to report), so a crashed process frees the task by itself.
+raises the stamps; a failure records nothing. A field whose last applied key equals this change's was applied
+by this very change (``Claim.already``): no newer change won it, so none is named. The lease lasts until the
+invocation's deadline (plus the margin the adapter keeps to report), so a crashed process frees the task.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from handler.order.key import Stamp, TaskKey
@@ -32,14 +33,14 @@ class TaskBusy(Exception):
 
 @dataclass(frozen=True)
 class Claim:
-    """The outcome of asking for a task: the fields to send, and those a newer (or the same) change won."""
+    """The outcome of asking for a task: the fields to send, those a newer change won, those this one applied."""
 
     task: TaskKey
     owner: str
     stamp: Stamp
     kept: tuple[str, ...]
-    won: Mapping[str, Stamp] = field(default_factory=dict)  # dropped field -> the change applied to it
-    held: tuple[str, ...] = ()  # dropped because a later entry of the same payload sets it with a greater key
+    won: Mapping[str, Stamp] = field(default_factory=dict)  # dropped field -> the newer change applied to it
+    already: tuple[str, ...] = ()  # dropped: last applied by this same change (an equal key: a redelivery)
 
     @property
     def leased(self) -> bool:
@@ -64,12 +65,10 @@ class TaskOrder:
         Nothing to send means no lease is held. Raises TaskBusy when another modification holds the task
         past the wait, StoreUnavailable when the store cannot be reached.
         """
-        held = tuple(name for name in fields if name in later)
         fields = [name for name in fields if name not in later]
         if not fields:
-            return Claim(task, "", stamp, (), held=held)
-        claim = self._claim(task, fields, stamp, deadline)
-        return replace(claim, held=held) if held else claim
+            return Claim(task, "", stamp, ())
+        return self._claim(task, fields, stamp, deadline)
 
     def _claim(self, task: TaskKey, fields: Sequence[str], stamp: Stamp, deadline: float) -> Claim:
         owner = secrets.token_hex(16)  # as unique as a uuid4, without uuid's import of platform at cold start
@@ -104,7 +103,8 @@ class TaskOrder:
 
 def _decide(task: TaskKey, owner: str, fields: Sequence[str], stamp: Stamp, state: TaskState) -> Claim:
     key = stamp.key
-    won = {name: state.applied[name] for name in fields
-           if name in state.applied and state.applied[name].key >= key}
-    kept = tuple(name for name in fields if name not in won)
-    return Claim(task, owner, stamp, kept, won)
+    last = {name: state.applied[name] for name in fields if name in state.applied}
+    won = {name: applied for name, applied in last.items() if applied.key > key}
+    already = tuple(name for name, applied in last.items() if applied.key == key)
+    kept = tuple(name for name in fields if name not in won and name not in already)
+    return Claim(task, owner, stamp, kept, won, already)

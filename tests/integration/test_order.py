@@ -80,6 +80,39 @@ def test_a_redelivered_older_change_does_not_undo_a_newer_one(emu: Emulator, cap
     assert line.superseded_by == {"SchedAt": f"a change issued {_iso(new)} by sqs:{new['messageId']}"}  # type: ignore[attr-defined]
 
 
+def test_a_redelivery_of_an_applied_change_is_already_applied(emu: Emulator, caplog: pytest.LogCaptureFixture,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a change that went through, over SQS and over HTTP
+    task = add_task(emu)
+    first = sqs_record(body(task, SchedAt=NEW))
+    assert failed_ids(invoke(sqs_event([first]))) == []
+    request = http_event(f"/sched-tasks/{task}", json.dumps({"Type": "All", "Content": {"x": 1}}))
+    assert invoke(request)["statusCode"] == 200
+    emu.clear_requests()
+    capsys.readouterr()
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    # When SQS delivers the same message again (at least once), and the gateway replays the same request
+    again = sqs_record(first["body"], 2, first["messageId"], sent=int(first["attributes"]["SentTimestamp"]))
+    assert failed_ids(invoke(sqs_event([again]))) == []
+    replay = invoke(request)
+    # Then nothing is sent; each ends as a success that names no winner, logged and counted apart
+    assert modify_requests(emu) == []
+    assert replay["statusCode"] == 200
+    assert json.loads(replay["body"]) == {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "already applied",
+                                          "TaskID": task}
+    lines = [r for r in caplog.records if r.getMessage().startswith("modification")]
+    assert [r.getMessage() for r in lines] == ["modification already applied"] * 2
+    assert [r.outcome for r in lines] == ["succeeded"] * 2  # type: ignore[attr-defined]
+    assert not any(hasattr(r, "superseded_by") for r in lines)
+    metrics = [name for doc in _emf(capsys.readouterr().out) for name in doc if name.startswith("Modifications")]
+    assert sorted(metrics) == ["ModificationsAlreadyApplied"] * 2
+
+
+def _emf(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{") and '"_aws"' in line]
+
+
 def _iso(record: dict[str, Any]) -> str:
     from datetime import UTC, datetime
 

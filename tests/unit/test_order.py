@@ -9,6 +9,7 @@ import pytest
 from handler.model import Item
 from handler.order.key import Issue, Stamp, TaskKey
 from handler.order.payload import later_fields
+from handler.order.store import LeaseTaken
 from handler.order.task import LEASE_WAIT, TaskBusy, TaskOrder
 from handler.state.memory import MemoryStore
 
@@ -54,17 +55,21 @@ def test_only_fields_newer_than_the_applied_ones_are_kept(clock: Clock) -> None:
     third = order.claim(TASK, ("Content",), Stamp(1001, "http:c"), clock.mono() + 30)
     assert third.kept == ("Content",)
     order.applied(third, None)
-    # the first change again (a redelivery): its SchedAt is the one applied, its Content is older now
+    # the first change again (a redelivery): it applied SchedAt itself (never "won" by itself), its Content is
+    # older now
     fourth = order.claim(TASK, BOTH, Stamp(1000, "sqs:a"), clock.mono() + 30)
-    assert fourth.kept == () and fourth.won == {"SchedAt": Stamp(1000, "sqs:a"), "Content": Stamp(1001, "http:c")}
+    assert fourth.kept == () and fourth.won == {"Content": Stamp(1001, "http:c")} and fourth.already == ("SchedAt",)
 
 
-def test_the_same_issue_time_is_not_sent_again(clock: Clock) -> None:
+def test_the_same_change_is_not_sent_again_and_is_already_applied(clock: Clock) -> None:
     order = order_on(MemoryStore(), clock)
     claim = order.claim(TASK, ("SchedAt",), Stamp(5000, "sqs:m"), clock.mono() + 30)
     order.applied(claim, None)
     again = order.claim(TASK, ("SchedAt",), Stamp(5000, "sqs:m"), clock.mono() + 30)
-    assert again.kept == () and again.won == {"SchedAt": Stamp(5000, "sqs:m")}
+    assert again.kept == () and again.won == {} and again.already == ("SchedAt",) and not again.leased
+    # another change of the same millisecond is not the same change: its key differs by the id
+    other = order.claim(TASK, ("SchedAt",), Stamp(5000, "sqs:n"), clock.mono() + 30)
+    assert other.already == ()
 
 
 def test_a_failure_records_nothing_and_frees_the_task(clock: Clock) -> None:
@@ -113,8 +118,9 @@ def test_the_memory_store_is_bounded_and_keeps_leased_tasks() -> None:
     for task_id in range(2, 10):
         store.record(TaskKey(1, task_id), "x", {"SchedAt": Stamp(task_id)}, 0)
     assert len(store) == 3
-    with pytest.raises(Exception, match="lease"):
+    with pytest.raises(LeaseTaken) as taken:
         store.lease(TaskKey(1, 1), "other", 10**15, 0)
+    assert taken.value.until_ms == 10**15  # the holder's lease, kept through the evictions
 
 
 def _items(*parsed: object) -> list[Item]:
