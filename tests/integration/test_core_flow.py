@@ -89,7 +89,7 @@ def test_each_failure_class_is_dead_lettered_with_code(
     handler_env: Emulator, dead_letter_file: Path, fault: Fault, code: int, error_class: str, origin: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("handler.service.BACKOFF_BASE", 0.01)
+    monkeypatch.setattr("handler.im.retry.BACKOFF_BASE", 0.01)
     task = add_task(handler_env, "All")
     handler_env.add_faults([fault])
     result = invoke({"TaskID": task, "Type": "All", "SchedAt": "2031-03-03 03:03:03"})
@@ -138,7 +138,7 @@ def test_pacing_keeps_every_window_within_five(handler_env: Emulator) -> None:
 
 def test_no_secret_in_any_output(handler_env: Emulator, dead_letter_file: Path, capsys: pytest.CaptureFixture[str],
                                  caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("handler.service.BACKOFF_BASE", 0.01)
+    monkeypatch.setattr("handler.im.retry.BACKOFF_BASE", 0.01)
     caplog.set_level(logging.DEBUG)
     task = add_task(handler_env, "All")
     handler_env.add_faults([Fault(kind="drop", count=10, api="modify")])

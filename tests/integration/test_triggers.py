@@ -33,7 +33,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]
             monkeypatch.setenv(name, value)
         for name in ("IM_SECRET_SOURCE", "DEAD_LETTER_ROUTES", "WORK_QUEUE", "IM_MAX_ATTEMPTS", "IM_REGION"):
             monkeypatch.delenv(name, raising=False)
-        monkeypatch.setattr("handler.service.BACKOFF_BASE", 0.01)
+        monkeypatch.setattr("handler.im.retry.BACKOFF_BASE", 0.01)
         runtime.reset()
         yield emu
         runtime.reset()
