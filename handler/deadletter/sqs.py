@@ -29,6 +29,7 @@ from botocore.exceptions import (
 )
 
 from handler.deadletter.record import ISSUED_AT_ATTRIBUTE, REDRIVES_ATTRIBUTE, DeadLetterError, redrives_of
+from handler.deadletter.record import fingerprint as record_fingerprint
 from handler.order.travel import key_attributes
 
 if TYPE_CHECKING:
@@ -43,11 +44,11 @@ MAX_BATCH = 10  # SQS entries per batch call
 MAX_BATCH_BYTES = 256 * 1024  # body + attributes per batch call (and so per message)
 CONNECT_TIMEOUT = 2.0
 READ_TIMEOUT = 10.0  # above the longest receive wait used here
-MAX_ATTEMPTS = 2  # botocore "standard" mode counts the first try
+MAX_ATTEMPTS = 2  # the first try included
 BOTO_CONFIG = Config(
     connect_timeout=CONNECT_TIMEOUT,
     read_timeout=READ_TIMEOUT,
-    retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+    retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},  # botocore's max_attempts counts retries only
 )
 UNKNOWN_GROUP = "unknown"  # MessageGroupId of a record whose TaskID is not known
 
@@ -228,7 +229,7 @@ def dead_letter_message(doc: Mapping[str, Any]) -> Outgoing:
         body=json.dumps(doc, separators=(",", ":")),  # ASCII: SQS refuses some code points raw
         attributes=attributes,
         group=task_id or UNKNOWN_GROUP,
-        dedup=fingerprint(doc.get("raw"), error["code"], source.get("id"), redrives_of(doc)),
+        dedup=record_fingerprint(doc),
     )
 
 
