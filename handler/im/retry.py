@@ -87,7 +87,7 @@ class Retry:
         if deadline - asked < MIN_ATTEMPT:
             return client.ImResult(codes.TIMED_OUT, NO_TIME, Origin.LOCAL)
         try:
-            call.pacer.acquire(deadline - MIN_ATTEMPT, call.ahead)
+            slot = call.pacer.acquire(deadline - MIN_ATTEMPT, call.ahead)
         except NoSlot as exc:  # the API's own code for "too many requests": retried later like the server's
             return client.ImResult(codes.RATE_LIMITED, f"not sent: {exc}", Origin.LOCAL)
         left = deadline - self._clock()
@@ -96,6 +96,7 @@ class Retry:
         call.attempts += 1
         creds = client.Credentials(call.identity.sdkappid, call.identity.admin, call.app.sigs.get(call.identity))
         logger.debug("sending", extra={**call.log, "sdkappid": call.app.sdkappid, "attempt": call.attempts,
+                                       "slot": slot,  # the send slot of the budget (the fleet's: epoch seconds)
                                        "paced_ms": round((self._clock() - asked) * 1000, 1),
                                        "time_left_s": round(left, 3), "usersig_expires_at": call.app.sigs.expires_at})
         result = send(call.app.base, creds, left)
