@@ -94,7 +94,7 @@ class Modifier:
         """
         issue = issue or Issue(datetime.now(UTC))
         outcome = self._apply(item, issue, later, deadline)
-        if outcome.failed:
+        if outcome.failed and outcome.stamp is None:  # failed before its key was built (refused, no secret)
             return replace(outcome, stamp=issue.stamp(outcome.issued_at, issue.pos))
         return outcome
 
@@ -125,7 +125,7 @@ class Modifier:
         try:
             claim = self.order.claim(TaskKey(state.app.sdkappid, mod.TaskID), mod.fields, stamp, deadline, later)
         except (TaskBusy, StoreUnavailable) as exc:
-            return _unordered(item, mod, state, exc)
+            return replace(_unordered(item, mod, state, exc), stamp=stamp)
         state.send = claim.kept
         state.dropped.update({name: won_by(stamp) for name, stamp in claim.won.items()})
         if not claim.kept:  # nothing newer to send: this change went through before, or newer ones won
@@ -137,9 +137,9 @@ class Modifier:
             raise
         if outcome.succeeded:
             self._record(claim, mod)
-        else:
-            self._let_go(claim)  # a failure records nothing
-        return outcome
+            return outcome
+        self._let_go(claim)  # a failure records nothing
+        return replace(outcome, stamp=stamp)  # the key built once, kept by its dead letter
 
     def _record(self, claim: Claim, mod: Modification) -> None:
         sched_at = parse_sched_at(mod.SchedAt) if mod.SchedAt and "SchedAt" in claim.kept else None
