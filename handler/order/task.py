@@ -20,11 +20,10 @@ from datetime import datetime, timedelta
 
 from handler.order.key import Stamp, TaskKey
 from handler.order.store import LeaseTaken, TaskState, TaskStore
-from handler.sources import FINISH_RESERVE
 
 LEASE_WAIT = 1.0  # seconds a modification waits for a busy task before it is retried later
 LEASE_POLL = 0.1  # seconds between tries while waiting (jittered)
-LEASE_MARGIN = FINISH_RESERVE  # the lease outlives the deadline by what the adapter needs to finish
+LEASE_MARGIN = 2.0  # the lease outlives the deadline by what the adapter needs to finish (FINISH_RESERVE, at least)
 KEEP_AFTER = timedelta(days=28)  # an item's TTL: some weeks after its SchedAt (or after the change)
 
 

@@ -10,7 +10,8 @@ from handler.model import Item
 from handler.order.key import Issue, Stamp, TaskKey
 from handler.order.payload import later_fields
 from handler.order.store import LeaseTaken
-from handler.order.task import LEASE_WAIT, TaskBusy, TaskOrder
+from handler.order.task import LEASE_MARGIN, LEASE_WAIT, TaskBusy, TaskOrder
+from handler.sources import FINISH_RESERVE
 from handler.state.memory import MemoryStore
 
 TASK = TaskKey(1400000001, 77)
@@ -103,6 +104,12 @@ def test_a_busy_task_does_not_hold_back_a_change_that_is_already_older(clock: Cl
     order.claim(TASK, ("Content",), Stamp(4000), clock.mono() + 30)  # held, not released
     older = order.claim(TASK, ("SchedAt",), Stamp(2000), clock.mono() + 30)
     assert older.kept == () and not older.leased and clock.slept == 0
+
+
+def test_a_lease_outlives_the_deadline_by_what_finishing_needs() -> None:
+    # the deadline a holder is given keeps FINISH_RESERVE back: a lease shorter than that could be taken while
+    # its holder still writes its dead letters
+    assert LEASE_MARGIN >= FINISH_RESERVE
 
 
 def test_a_lease_runs_out_at_the_deadline_of_its_holder(clock: Clock) -> None:
