@@ -80,6 +80,12 @@ class FakeRuntimeApi(LoopbackServer):
 
 def _handler_for(api: FakeRuntimeApi) -> type[BaseHTTPRequestHandler]:
     class Handler(JsonHandler):
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except ConnectionError:  # the runtime was stopped while it waited for its next invocation
+                pass
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             if self.path != f"{PREFIX}/invocation/next":
                 self.send_error(404)
