@@ -46,6 +46,9 @@ class Outcome(NamedTuple):  # not a dataclass: cheaper to build at a cold start 
     sdkappid: int | None = None  # the app it was for, once known (logs, per-app metrics, dead letters)
     stamp: Stamp | None = None  # a failure's whole order key, which its dead letter keeps (DESIGN "Order")
     history: Draft | None = None  # a failure's entry-to-be in its task's history, once it is dead-lettered
+    # Succeeded without a request: every field was last applied by this same change (a redelivery). The task
+    # history writes no second entry for it; the log and the metric name it apart from a real success.
+    already_applied: bool = False
 
     @property
     def failed(self) -> bool:
@@ -83,6 +86,7 @@ ANSWERED = "answered"
 _METRIC_FOR = {SUCCEEDED: "ModificationsSucceeded", SUPERSEDED: "ModificationsSuperseded",
                RETRY: "ModificationsRetried", DEAD_LETTERED: "ModificationsDeadLettered",
                ANSWERED: "ModificationsAnswered"}
+ALREADY_APPLIED_METRIC = "ModificationsAlreadyApplied"  # a success that sent nothing: counted apart
 
 
 def report(outcome: Outcome, fate: str, source: dict[str, Any], **extra: Any) -> None:
@@ -123,6 +127,8 @@ def _fields(outcome: Outcome, fate: str, source: dict[str, Any], extra: dict[str
 def _log(outcome: Outcome, fate: str, fields: dict[str, Any]) -> None:
     if outcome.superseded:
         logger.info("modification superseded by a newer change", extra=fields)
+    elif outcome.already_applied:
+        logger.info("modification already applied", extra=fields)
     elif outcome.succeeded:
         logger.info("modification succeeded" + (" (older fields left out)" if outcome.dropped else ""),
                     extra=fields)
@@ -146,7 +152,8 @@ def fate_of(outcome: Outcome, failed_fate: str) -> str:
 
 def _counts(outcome: Outcome, fate: str) -> list[tuple[str, MetricUnit, float]]:
     """The metrics one outcome adds: its fate, its failure class, the upstream latency."""
-    counts = [(_METRIC_FOR[fate], MetricUnit.Count, 1.0)]
+    name = ALREADY_APPLIED_METRIC if outcome.already_applied else _METRIC_FOR[fate]
+    counts = [(name, MetricUnit.Count, 1.0)]
     if outcome.error_class is not None and outcome.failed:
         counts.append((f"Failed_{outcome.error_class}", MetricUnit.Count, 1.0))
     if outcome.attempts:

@@ -1,16 +1,15 @@
 """The modifier: turns one payload item into an Outcome. Knows nothing of triggers.
 
 Order of work: validate locally (bad input never reaches the API), get the identity (secret),
-take the task (its lease, and which fields are newer than what was applied: DESIGN "Order"), pace,
-sign, send; retry what is retryable within the attempt budget and the invocation deadline; refresh
-the UserSig and re-fetch the secret once after an auth answer; record a success, release the task.
+take the task (its lease, and which fields are newer than what was applied: DESIGN "Order"), then pace,
+sign, send and retry through the one retry loop (``handler.im.retry``: every attempt inside the deadline, a
+fresh UserSig and secret once after an auth answer); record a success, release the task.
 A modification that reaches its task leaves an entry in the task's history (DESIGN "Task history"): the order
 writes a success's and a superseded change's; an adapter that dead-letters a failure calls ``dead_lettered``.
 """
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -19,9 +18,8 @@ from typing import Any
 from handler.apps import App, Registry, UnknownApp
 from handler.compat import UTC
 from handler.config import Settings
-from handler.im import client, codes
+from handler.im import client, codes, retry
 from handler.im.codes import ErrorClass, Origin, classify
-from handler.im.ratelimit import NoSlot
 from handler.im.usersig import Identity
 from handler.model import (
     Item,
@@ -45,31 +43,19 @@ from handler.state import CALLER_AHEAD, WORKER_AHEAD
 from handler.state.homes import open_store
 
 API = "modify_sched_task"
-BACKOFF_BASE = 0.25  # seconds; full jitter over base * 2**(attempt-1)
-BACKOFF_CAP = 4.0
 LATER_ENTRY = "a later entry of the same payload"
-RATE_LIMIT_PAUSE = 1.0  # after 60007 and kin, let the server's one-second window clear
+ALREADY_APPLIED = "already applied"  # the ErrorInfo of a change delivered again after it went through
 
 
 class _Attempt:  # a plain class, not a dataclass: cheaper to build at a cold start (handler.config)
-    __slots__ = ("app", "identity", "issued_at", "send", "dropped", "caller_waiting", "attempts", "refreshed",
-                 "latency")
+    """One modification on its way: its app and signer, and what the order decided."""
+
+    __slots__ = ("app", "identity", "issued_at", "send", "dropped", "caller_waiting")
 
     def __init__(self, app: App, identity: Identity, issued_at: datetime, caller_waiting: bool = False) -> None:
         self.app, self.identity, self.issued_at, self.caller_waiting = app, identity, issued_at, caller_waiting
         self.send: Sequence[str] = ()  # the ordered fields newer than what was applied
         self.dropped: dict[str, str] = {}  # field left out -> the newer change that won it
-        self.attempts = 0
-        self.refreshed = False
-        self.latency = 0.0
-
-
-def backoff(attempts: int) -> float:
-    """Seconds to wait before the next attempt: exponential, capped, with full jitter (timpush tasks uses it too).
-
-    BACKOFF_BASE is read at call time, so tests that shorten it reach every caller.
-    """
-    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempts - 1)))  # noqa: S311 (jitter)
 
 
 class Modifier:
@@ -89,8 +75,7 @@ class Modifier:
     ) -> None:
         self._settings = settings
         self._apps = apps
-        self._sleep = sleep
-        self._clock = clock
+        self._retry = retry.Retry(settings.max_attempts, clock, sleep)
         self.order = order or TaskOrder(open_store(None))
 
     def apply_all(self, items: Sequence[Item], deadline: float, issue: Issue | None = None) -> list[Outcome]:
@@ -118,7 +103,7 @@ class Modifier:
         """
         issue = issue or Issue(datetime.now(UTC))
         outcome = self._apply(item, issue, later or {}, deadline)
-        if outcome.failed:
+        if outcome.failed and outcome.stamp is None:  # failed before its key was built (refused, no secret)
             return outcome._replace(stamp=issue.stamp(outcome.issued_at, issue.pos))
         return outcome
 
@@ -153,11 +138,11 @@ class Modifier:
         try:
             claim = self.order.claim(draft.task, mod.fields, draft.stamp, deadline, later, draft)
         except (TaskBusy, StoreUnavailable) as exc:
-            return _unordered(item, mod, state, exc)._replace(history=draft)
+            return _unordered(item, mod, state, exc)._replace(stamp=draft.stamp, history=draft)
         state.send = claim.kept
         state.dropped.update({name: won_by(stamp) for name, stamp in claim.won.items()})
-        if not claim.kept:
-            return _superseded(item, mod, state)
+        if not claim.kept:  # nothing newer to send: this change went through before, or newer ones won
+            return _already_applied(item, mod, state) if not state.dropped else _superseded(item, mod, state)
         try:
             outcome = self._send(item, mod, state, deadline)
         except BaseException:
@@ -167,7 +152,8 @@ class Modifier:
             self._record(claim, mod, draft, deadline)
             return outcome
         self._let_go(claim, deadline)  # a failure records nothing
-        return outcome._replace(history=draft._replace(left_out=claim.left_out))
+        # the key built once, kept by its dead letter; the entry its dead letter will write
+        return outcome._replace(stamp=draft.stamp, history=draft._replace(left_out=claim.left_out))
 
     def _record(self, claim: Claim, mod: Modification, draft: Draft, deadline: float) -> None:
         sched_at = parse_sched_at(mod.SchedAt) if mod.SchedAt and "SchedAt" in claim.kept else None
@@ -185,62 +171,15 @@ class Modifier:
             logger.warning("task lease not released", extra={"task_id": claim.task.task_id, "reason": str(exc)})
 
     def _send(self, item: Item, mod: Modification, state: _Attempt, deadline: float) -> Outcome:
-        while True:
-            result = self._attempt(mod, state, deadline)
-            error_class = classify(result.code, result.http_status) if not result.ok else None
-            if result.ok or not self._again(result, error_class, state, deadline):
-                return _outcome(item, mod, result, error_class, state)
-
-    def _attempt(self, mod: Modification, state: _Attempt, deadline: float) -> client.ImResult:
-        asked = time.perf_counter()
-        app = state.app
+        """The fields the order kept, through the one retry loop (``handler.im.retry``)."""
         ahead = CALLER_AHEAD if state.caller_waiting else WORKER_AHEAD
-        try:
-            app.limiter.acquire(deadline, ahead)
-        except NoSlot as exc:  # the API's own code for "too many requests": HTTP 429, the queue retries later
-            return client.ImResult(codes.RATE_LIMITED, f"not sent: {exc}", Origin.LOCAL)
-        paced_ms = round((time.perf_counter() - asked) * 1000, 1)
-        state.attempts += 1
-        identity = state.identity
-        creds = client.Credentials(identity.sdkappid, identity.admin, app.sigs.get(identity))
-        if debugging():
-            logger.debug("sending", extra={"task_id": mod.TaskID, "sdkappid": app.sdkappid, "attempt": state.attempts,
-                                           "paced_ms": paced_ms, "usersig_expires_at": app.sigs.expires_at})
-        remaining = deadline - self._clock()
-        body = mod.body(identity.sdkappid, only=state.send)
-        result = client.call(app.base, API, body, creds, read_timeout=remaining)
-        state.latency += result.latency
-        if debugging():
-            logger.debug("answered", extra={"task_id": mod.TaskID, "attempt": state.attempts, "error_code": result.code,
-                                            "error_info": result.info, "latency_ms": round(result.latency * 1000, 1)})
-        return result
+        call = retry.Call(state.app, state.identity, state.app.limiter, ahead, {"task_id": mod.TaskID})
 
-    def _again(self, result: client.ImResult, error_class: ErrorClass | None, state: _Attempt,
-               deadline: float) -> bool:
-        """Decide whether to send again, doing what must happen before (refresh, back-off)."""
-        if error_class is ErrorClass.AUTH and not state.refreshed:
-            return self._refresh(state)
-        if error_class is not ErrorClass.RETRYABLE or result.origin is Origin.LOCAL:
-            return False
-        if state.attempts >= self._settings.max_attempts:
-            return False
-        if result.code in codes.RATE_LIMIT_CODES:
-            state.app.limiter.back_off(RATE_LIMIT_PAUSE)  # this app only: the others have their own budget
-        delay = backoff(state.attempts)
-        if self._clock() + delay >= deadline:
-            return False
-        self._sleep(delay)
-        return True
+        def send(base: str, creds: client.Credentials, left: float) -> client.ImResult:
+            return client.call(base, API, mod.body(call.identity.sdkappid, only=state.send), creds, left)
 
-    def _refresh(self, state: _Attempt) -> bool:
-        """After an auth answer: a fresh UserSig and a re-fetched secret (rotation), then one more try."""
-        state.refreshed = True
-        state.app.sigs.invalidate()
-        try:
-            state.identity = state.app.identities.get(force=True)
-        except SecretUnavailable:
-            return False
-        return True
+        result = self._retry.run(call, send, deadline)
+        return _outcome(item, mod, result, call, state)
 
 
 def _request_id() -> str | None:
@@ -287,12 +226,19 @@ def _superseded(item: Item, mod: Modification, state: _Attempt) -> Outcome:
                    Origin.LOCAL, issued_at=state.issued_at, dropped=dict(state.dropped), sdkappid=state.app.sdkappid)
 
 
-def _outcome(item: Item, mod: Modification, result: client.ImResult, error_class: ErrorClass | None,
-             state: _Attempt) -> Outcome:
+def _already_applied(item: Item, mod: Modification, state: _Attempt) -> Outcome:
+    """Every field was last applied by this same change (a redelivery, a replay, a redrive of what went
+    through): a success without a request, which names no winner (DESIGN "Order")."""
+    return Outcome(Status.SUCCEEDED, item.raw, mod.summary(), 0, ALREADY_APPLIED, issued_at=state.issued_at,
+                   sdkappid=state.app.sdkappid, already_applied=True)
+
+
+def _outcome(item: Item, mod: Modification, result: client.ImResult, call: retry.Call, state: _Attempt) -> Outcome:
     status = Status.SUCCEEDED if result.ok else Status.FAILED
+    error_class = None if result.ok else classify(result.code, result.http_status)
     return Outcome(
         status, item.raw, mod.summary(), result.code, result.info, error_class,
-        None if result.ok else result.origin, state.attempts, round(state.latency * 1000, 1),
+        None if result.ok else result.origin, call.attempts, round(call.latency * 1000, 1),
         http_status=result.http_status, issued_at=state.issued_at, dropped=dict(state.dropped),
         sdkappid=state.app.sdkappid,
     )

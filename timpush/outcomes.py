@@ -1,7 +1,8 @@
 """What ``timpush send`` and ``timpush redrive`` print last: one tally, one table, one line, one exit status.
 
 Both commands count the same five outcomes, so a cron job reads them alike: **succeeded** (accepted by
-the work queue, or applied now), **superseded** (a newer change of the task was already applied),
+the work queue, or applied now, or already applied: this same change went through before, code 0),
+**superseded** (a newer change of the task was already applied),
 **failed** (dead-lettered, or refused by the server), **skipped** (invalid with ``--skip-invalid``, or
 not chosen by redrive's filters) and **not sent** (never reached its target: stopped, interrupted, or
 refused by SQS every time). The table and the summary line are made from the same counts, so they

@@ -1,14 +1,13 @@
 """``timpush tasks``: read scheduled push tasks back through ``get_sched_task`` / ``list_sched_task``.
 
-With the handler's own identity (configuration and secret source), domain, pacing and error classes:
-retryable answers are retried with the modifier's back-off, an auth answer gets one fresh UserSig and
-a re-fetched secret, and every failure is shown with the API's code and what it means.
+With the handler's own identity (configuration and secret source), domain, pacing and error classes, through
+the modifier's own retry loop (``handler.im.retry``): retryable answers are tried again, an auth answer gets one
+fresh UserSig and a re-fetched secret, and every failure is shown with the API's code and what it means.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 import time
@@ -19,27 +18,26 @@ from typing import Any
 from handler.apps import App, Registry, UnknownApp, registry_for
 from handler.compat import UTC
 from handler.config import ConfigError, Settings
-from handler.im import client, codes
-from handler.im.codes import ErrorClass, classify, meaning
-from handler.im.ratelimit import NoSlot, Pacer
+from handler.im import client, codes, retry
+from handler.im.codes import meaning
+from handler.im.ratelimit import Pacer
 from handler.im.usersig import Identity
 from handler.secrets import SecretUnavailable
-from handler.service import RATE_LIMIT_PAUSE, backoff
 from handler.state.homes import open_pacing
 from timpush.outcomes import print_table
 
 GET, LIST = "get_sched_task", "list_sched_task"
 PAGE = 50  # Want per list_sched_task call
 DEFAULT_LIMIT = 20
-# One call (one id, one page) waits at most CALL_BUDGET, every attempt, back-off and pacing included. An attempt
-# is started only when its whole READ_WAIT still fits, so a server that never answers ends the call with its own
-# code (-2 timed out, -1 connection failed) after two or three attempts, never with the pacer's 60007.
+# One call (one id, one page) waits at most CALL_BUDGET, every attempt, back-off and pacing included: the one retry
+# loop (handler.im.retry) gives each attempt only what is left of it, and a server that never answers ends the
+# call with its own code (-2 timed out, -1 connection failed), never with the pacer's 60007.
 READ_WAIT = 5.0  # seconds an attempt waits for the answer; the API answers a read in well under one
 CALL_BUDGET = 15.0
 API_TIME = "%Y-%m-%d %H:%M:%S"
 COLUMNS = ("task", "type", "state", "SchedAt (UTC)", "SchedAt (local)", "title")
 
-Send = Callable[[str, client.Credentials, float], client.ImResult]  # base URL, credentials, read timeout
+Read = Callable[[str, client.Credentials, float, float], client.ImResult]  # base, credentials, time left, read wait
 UNREACHABLE = frozenset({codes.CONNECTION_FAILED, codes.TIMED_OUT})  # the server cannot be reached: stop reading
 
 
@@ -66,18 +64,18 @@ class Reader:
         self._pacing = {api: open_pacing(settings.state_store, settings.rate_limit, settings.rate_fallback, api)
                         for api in (GET, LIST)}
         self._by_app: dict[tuple[str, int], Pacer] = {}
-        self._max_attempts = settings.max_attempts
+        self._retry = retry.Retry(settings.max_attempts)
 
     def get(self, task_id: int) -> dict[str, Any]:
-        body = self._call(GET, lambda base, creds, wait: client.get_sched_task(base, creds, task_id, wait))
+        body = self._call(GET, lambda base, creds, left, wait: client.get_sched_task(base, creds, task_id, left, wait))
         info = body.get("TaskInfo")
         if not isinstance(info, dict):
             raise TaskError(codes.NOT_ENVELOPE, "the answer has no TaskInfo")
         return info
 
     def page(self, offset: int, want: int) -> tuple[int, list[dict[str, Any]]]:
-        body = self._call(LIST, lambda base, creds, wait: client.list_sched_task(base, creds, offset, want,
-                                                                                 read_timeout=wait))
+        body = self._call(LIST, lambda base, creds, left, wait: client.list_sched_task(
+            base, creds, offset, want, left=left, read=wait))
         tasks, total = body.get("Tasks"), body.get("Total")
         if not isinstance(tasks, list) or not isinstance(total, int):
             raise TaskError(codes.NOT_ENVELOPE, "the answer has no Total and Tasks")
@@ -87,30 +85,15 @@ class Reader:
         """Fail before any call when the app to read cannot be chosen (UsageError) or its secret not read."""
         self._app()
 
-    def _call(self, api: str, send: Send) -> dict[str, Any]:
+    def _call(self, api: str, read: Read) -> dict[str, Any]:
         started = time.monotonic()
-        deadline = started + CALL_BUDGET
-        (app, identity), refreshed = self._app(), False
-        last: client.ImResult | None = None
-        for attempt in itertools.count(1):
-            pacer = self._pacers(api, identity.sdkappid)
-            result = self._once(send, pacer, app, identity, deadline, last)
-            if result.ok:
-                return result.body or {}
-            error_class = classify(result.code, result.http_status)
-            if error_class is ErrorClass.AUTH and not refreshed:  # rotated key or lapsed UserSig: once more
-                app.sigs.invalidate()
-                (app, identity), refreshed = self._app(force=True), True
-                continue
-            pause = backoff(attempt)
-            if error_class is not ErrorClass.RETRYABLE or attempt >= self._max_attempts or (
-                    time.monotonic() + pause > deadline - READ_WAIT):  # no room for another whole attempt
-                raise _given_up(result, attempt, started)
-            if result.code in codes.RATE_LIMIT_CODES:
-                pacer.back_off(RATE_LIMIT_PAUSE)
-            last = result
-            time.sleep(pause)
-        raise AssertionError("unreachable")  # pragma: no cover
+        app, identity = self._app()
+        call = retry.Call(app, identity, self._pacers(api, identity.sdkappid))
+        result = self._retry.run(call, lambda base, creds, left: read(base, creds, left, READ_WAIT),
+                                 started + CALL_BUDGET)
+        if result.ok:
+            return result.body or {}
+        raise _given_up(result, call.attempts, started)
 
     def _pacers(self, api: str, app: int) -> Pacer:
         key = (api, app)
@@ -118,22 +101,10 @@ class Reader:
             self._by_app[key] = self._pacing[api](app)
         return self._by_app[key]
 
-    def _once(self, send: Send, pacer: Pacer, app: App, identity: Identity, deadline: float,
-              last: client.ImResult | None) -> client.ImResult:
-        """One attempt; a send slot too late for a whole attempt is the last attempt's error (60007 if none)."""
+    def _app(self) -> tuple[App, Identity]:
+        """The app to read (its domain, UserSig cache) and who signs."""
         try:
-            pacer.acquire(deadline - READ_WAIT)
-        except NoSlot as exc:
-            if last is not None:
-                raise TaskError(last.code, last.info) from exc
-            raise TaskError(codes.RATE_LIMITED, f"not sent: {exc}") from exc
-        creds = client.Credentials(identity.sdkappid, identity.admin, app.sigs.get(identity))
-        return send(app.base, creds, min(READ_WAIT, deadline - time.monotonic()))
-
-    def _app(self, force: bool = False) -> tuple[App, Identity]:
-        """The app to read (its domain, UserSig cache) and who signs; ``force`` re-fetches a stored secret."""
-        try:
-            return self._apps.resolve(self._sdkappid, force)
+            return self._apps.resolve(self._sdkappid)
         except UnknownApp as exc:
             raise UsageError(f"--sdkappid: {exc}") from exc
         except SecretUnavailable as exc:
@@ -142,7 +113,7 @@ class Reader:
 
 def _given_up(result: client.ImResult, attempts: int, started: float) -> TaskError:
     """The call's error as the server (or the network) gave it, with how long it was tried."""
-    if attempts == 1:
+    if attempts <= 1:
         return TaskError(result.code, result.info)
     took = time.monotonic() - started
     return TaskError(result.code, f"{result.info} (gave up after {attempts} attempts in {took:.0f} s)")

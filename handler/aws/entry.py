@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from handler.deadletter.record import Source
 from handler.observability import logger, metrics
 from handler.runtime import Runtime, runtime
-from handler.sources import DEADLINE_MARGIN, DEFAULT_BUDGET
+from handler.sources import DEFAULT_BUDGET, FINISH_RESERVE
 from handler.tracing import traced
 
 if TYPE_CHECKING:  # its module is only a type: not loaded at a cold start
@@ -23,7 +23,7 @@ def deadline(context: Any) -> float:
     """The monotonic time by which the work must stop so the function returns in time."""
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     budget = remaining() / 1000 if callable(remaining) else DEFAULT_BUDGET
-    return time.monotonic() + max(budget - DEADLINE_MARGIN, 0.0)
+    return time.monotonic() + max(budget - FINISH_RESERVE, 0.0)
 
 
 def is_sqs(event: Any) -> bool:

@@ -1,120 +1,111 @@
-"""The scheduled maintenance job: retryable dead letters go back to the work queue, within bounds.
+"""Lambda's maintenance job (a bare EventBridge ``Scheduled Event``): retryable dead letters go back to the work queue.
 
-A bare EventBridge ``Scheduled Event`` runs it. It reads the SQS queue that the ``retryable`` class
-routes to, sends the original body of each ``retryable`` record to ``WORK_QUEUE`` with the message
-attribute ``Redrives`` = n + 1 and deletes it from the dead-letter queue. The work queue's consumer
-writes that count into the record if the body fails again (``handler.deadletter.record.redrive_count``), so
-a body that keeps failing stops coming back after MAX_REDRIVES rounds and stays for an operator.
-At most MAX_PER_RUN messages are looked at per run; everything not redriven is left as it was.
+The job is ``handler.sources.maintenance``; here are its two SQS ends. It reads the queue that the ``retryable``
+class routes to and sends the original body of each due record to ``WORK_QUEUE`` with the message attribute
+``Redrives`` = n + 1 and the change's order key (``handler.deadletter.sqs.work_message``). The work queue's consumer
+writes that count into the record if the body fails again, so a body that keeps failing stops coming back after
+MAX_REDRIVES rounds. Both queues are called through a client whose timeouts bound each call (no retries inside a
+call: the next run is the retry).
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from functools import cache
+from typing import TYPE_CHECKING
 
-from handler.deadletter.record import DeadLetterError, parse_record, redrives_of
+from botocore.config import Config
+
 from handler.im.codes import ErrorClass
 from handler.observability import logger
 from handler.runtime import Runtime
-from handler.sources.maintenance import MARGIN, MAX_PER_RUN, MAX_REDRIVES, RECEIVE_WAIT, report
+from handler.sources import maintenance
+from handler.sources.maintenance import MAX_PER_RUN as MAX_PER_RUN  # re-exported: the tests read the bounds here
+from handler.sources.maintenance import MAX_REDRIVES as MAX_REDRIVES
+from handler.sources.maintenance import RECEIVE_WAIT, Due, Letter, QueueUnreachable, Summary
 
 if TYPE_CHECKING:
-    from handler.deadletter.sqs import Queue, Received
+    from handler.deadletter.sqs import Queue
 
 VISIBILITY = 120  # seconds a message looked at stays hidden, so one run never sees it twice
+CONNECT_TIMEOUT = 2.0
+READ_SLACK = 3.0  # seconds an answer may take beyond the receive's long poll
 
 
-def run(runtime: Runtime, deadline: float) -> dict[str, int]:
-    """Redrive what is due; return and log ``{"redriven", "kept", "kept_at_limit"}``.
-
-    ``deadline`` is on the ``time.monotonic`` scale. Without WORK_QUEUE, or when ``retryable``
-    does not route to an SQS queue, the job logs why and does nothing.
-    """
-    summary = {"redriven": 0, "kept": 0, "kept_at_limit": 0}
+def run(runtime: Runtime, deadline: float) -> Summary:
+    """Redrive what is due; return and log ``{"redriven", "kept", "kept_at_limit"}`` (and ``"stopped"``, the cause,
+    when a queue could not be reached). Without WORK_QUEUE, or when ``retryable`` does not route to an SQS queue,
+    the job logs why and does nothing."""
     source = runtime.dead_letters.class_route(ErrorClass.RETRYABLE)
     target = runtime.settings.work_queue
     if not (target and target.startswith("sqs:")) or not source.startswith("sqs:"):
         logger.info("maintenance idle: needs WORK_QUEUE (sqs:URL) and retryable routed to an sqs: queue",
                     extra={"work_queue_set": bool(target), "retryable_route": source.split(":", 1)[0]})
-        return summary
+        return {"redriven": 0, "kept": 0, "kept_at_limit": 0}
     from handler.deadletter.sqs import Queue  # boto3 only when there is a queue to maintain
 
-    job = _Job(Queue(source[4:]), Queue(target[4:]), deadline, summary)
-    try:
-        job.run()
-    finally:
-        job.release()
-        report(summary, source)
-    return summary
+    config = bounded_config(CONNECT_TIMEOUT, RECEIVE_WAIT + READ_SLACK)
+    return maintenance.run(SqsLetters(Queue(source[4:], config)), WorkQueue(Queue(target[4:], config)), deadline)
 
 
-@dataclass
-class _Job:
-    dlq: Queue
-    work: Queue
-    deadline: float
-    summary: dict[str, int]
-    left: list[str] = field(default_factory=list)  # receipts to make visible again
-    seen: set[str] = field(default_factory=set)
+@cache
+def bounded_config(connect: float, read: float) -> Config:
+    """A client whose every call ends within ``connect + read`` seconds: one attempt, no retries."""
+    return Config(connect_timeout=connect, read_timeout=read, retries={"mode": "standard", "total_max_attempts": 1})
 
-    def run(self) -> None:
-        while len(self.seen) < MAX_PER_RUN and time.monotonic() < self.deadline - MARGIN:
-            batch = self.dlq.receive(MAX_PER_RUN - len(self.seen), RECEIVE_WAIT, VISIBILITY)
-            fresh = [m for m in batch if m.message_id not in self.seen]
-            self.left += [m.receipt for m in batch if m.message_id in self.seen]
-            if not fresh:
-                return
-            self.seen.update(m.message_id for m in fresh)
-            due = [(m, doc) for m in fresh if (doc := self._due(m)) is not None]
-            if due:
-                self._redrive(due)
 
-    def _due(self, message: Received) -> dict[str, Any] | None:
-        """The record when it is to be redriven; otherwise count it and leave the message."""
-        doc = parse_record(message.body)
-        if doc is None or doc["error"].get("class") != ErrorClass.RETRYABLE:
-            self._leave(message, "kept")
-            return None
-        count = redrives_of(doc)
-        if count < MAX_REDRIVES:
-            return doc
-        self._leave(message, "kept_at_limit")
-        if message.receive_count <= 1:  # the first run that sees it says so; later runs stay quiet
-            from handler.deadletter.sqs import task_id_of
+def _unreachable(exc: Exception, name: str) -> QueueUnreachable:
+    return QueueUnreachable(name, getattr(exc, "cause", str(exc)))
 
-            logger.warning("dead letter reached the redrive limit; left for an operator (timpush redrive)",
-                           extra={"task_id": task_id_of(doc), "error_code": doc["error"]["code"],
-                                  "redrives": count, "message_id": message.message_id})
-        return None
 
-    def _redrive(self, due: list[tuple[Received, dict[str, Any]]]) -> None:
-        from handler.deadletter.sqs import work_message
+class SqsLetters:
+    """The dead-letter queue as the job reads it."""
+
+    def __init__(self, queue: Queue) -> None:
+        self._queue = queue
+        self.name = queue.name
+        self.call_time = CONNECT_TIMEOUT + RECEIVE_WAIT + READ_SLACK
+
+    def receive(self, most: int) -> list[Letter]:
+        from handler.deadletter.sqs import QueueError
 
         try:
-            refused = self.work.send([work_message(doc) for _, doc in due])
-        except DeadLetterError:
-            for message, _ in due:
-                self._leave(message, "kept")
-            raise
-        sent = [m.receipt for i, (m, _) in enumerate(due) if i not in refused]
-        for i in sorted(refused):
-            self._leave(due[i][0], "kept")
-        self.summary["redriven"] += len(sent)
-        if undeleted := self.dlq.delete(sent):
-            logger.warning("redriven dead letters not deleted; they will be redriven again",
-                           extra={"count": undeleted})
+            got = self._queue.receive(most, RECEIVE_WAIT, VISIBILITY)
+        except QueueError as exc:
+            raise _unreachable(exc, self.name) from None
+        return [Letter(m.message_id, m.body, m.receipt, m.receive_count) for m in got]
 
-    def _leave(self, message: Received, why: str) -> None:
-        self.summary[why] += 1
-        self.left.append(message.receipt)
+    def delete(self, letters: Sequence[Letter]) -> int:
+        from handler.deadletter.sqs import QueueError
 
-    def release(self) -> None:
-        if not self.left:
-            return
         try:
-            self.dlq.release(self.left)
-        except DeadLetterError:
-            logger.warning("could not make dead letters visible again; they reappear after the timeout",
-                           extra={"count": len(self.left), "visibility_timeout": VISIBILITY})
+            return self._queue.delete([letter.receipt for letter in letters])
+        except QueueError as exc:
+            raise _unreachable(exc, self.name) from None
+
+    def release(self, letters: Sequence[Letter]) -> None:
+        from handler.deadletter.sqs import QueueError
+
+        try:
+            self._queue.release([letter.receipt for letter in letters])
+        except QueueError as exc:
+            raise _unreachable(exc, self.name) from None
+
+
+class WorkQueue:
+    """The work queue: each due record's original body, ``Redrives`` = n + 1, its order key as attributes."""
+
+    counts: tuple[str, ...] = ()
+    batch = 10  # one SendMessageBatch call (SQS takes ten entries a call), bounded like every other call
+
+    def __init__(self, queue: Queue) -> None:
+        self._queue = queue
+
+    def redrive(self, due: Sequence[Due], deadline: float, summary: Summary) -> list[Letter]:
+        from handler.deadletter.sqs import QueueError, work_message
+
+        try:
+            refused = self._queue.send([work_message(doc) for _, doc in due])
+        except QueueError as exc:
+            raise _unreachable(exc, self._queue.name) from None
+        return [letter for i, (letter, _) in enumerate(due) if i not in refused]

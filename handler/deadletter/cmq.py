@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.util import Timeout
 
 from handler.config import ConfigError
 from handler.im.client import scrub
@@ -61,12 +62,14 @@ T = TypeVar("T")
 
 
 class CmqError(Exception):
-    """A data-flow call failed: ``code`` is Tencent's (or -1 for the network, the HTTP status otherwise)."""
+    """A data-flow call failed: ``code`` is Tencent's (or -1 for the network, the HTTP status otherwise);
+    ``cause`` says why in words (connection refused, no answer, ...), for a job that stops on it."""
 
-    def __init__(self, text: str, code: int, module: int | None = None) -> None:
+    def __init__(self, text: str, code: int, module: int | None = None, cause: str = "") -> None:
         super().__init__(text)
         self.code = code
         self.module = module
+        self.cause = cause or text
 
     @property
     def retryable(self) -> bool:
@@ -137,11 +140,14 @@ class CmqQueue:
         answer = retrying(lambda: self.call("SendMessage", {"msgBody": body}), deadline)
         return str(answer.get("msgId", ""))
 
-    def receive(self, wait_seconds: int, deadline: float) -> Received | None:
-        """The next visible message (hidden for the queue's visibility timeout), or None when there is none."""
+    def receive(self, wait_seconds: int, deadline: float, patient: bool = True) -> Received | None:
+        """The next visible message (hidden for the queue's visibility timeout), or None when there is none.
+
+        ``patient``: a dropped or refused connection is tried again until ``deadline``; otherwise it ends the call.
+        """
         try:
             answer = retrying(lambda: self.call("ReceiveMessage", {"pollingWaitSeconds": wait_seconds},
-                                                READ_TIMEOUT + wait_seconds), deadline)
+                                                READ_TIMEOUT + wait_seconds, deadline), deadline, patient)
         except CmqError as exc:
             if exc.code == NO_MESSAGE:
                 return None
@@ -149,17 +155,21 @@ class CmqQueue:
         return Received(str(answer.get("msgId", "")), str(answer.get("msgBody", "")),
                         str(answer.get("receiptHandle", "")), _int(answer.get("dequeueCount")))
 
-    def delete(self, receipt: str, deadline: float) -> None:
-        retrying(lambda: self.call("DeleteMessage", {"receiptHandle": receipt}), deadline)
+    def delete(self, receipt: str, deadline: float, patient: bool = True) -> None:
+        retrying(lambda: self.call("DeleteMessage", {"receiptHandle": receipt}, deadline=deadline), deadline, patient)
 
-    def call(self, action: str, params: Mapping[str, object], read_timeout: float = READ_TIMEOUT) -> dict[str, Any]:
-        """One signed request; the answer when ``code`` is 0, else CmqError."""
+    def call(self, action: str, params: Mapping[str, object], read_timeout: float = READ_TIMEOUT,
+             deadline: float | None = None) -> dict[str, Any]:
+        """One signed request, ended by ``deadline`` when given; the answer when ``code`` is 0, else CmqError."""
         signed = self._signed(action, params)
         where = f"{action} on {self.name}"
+        timeout: Any = (CONNECT_TIMEOUT, read_timeout) if deadline is None else bounded(
+            deadline - time.monotonic(), read_timeout)
         try:
-            response = SESSION.post(self.base + PATH, data=signed, timeout=(CONNECT_TIMEOUT, read_timeout))
+            response = SESSION.post(self.base + PATH, data=signed, timeout=timeout)
         except requests.RequestException as exc:
-            raise CmqError(f"{where}: {type(exc).__name__}: {scrub(str(exc), self._key)}", -1) from None
+            raise CmqError(f"{where}: {type(exc).__name__}: {scrub(str(exc), self._key)}", -1,
+                           cause=_cause(exc)) from None
         return _answer(response, where)
 
     def _signed(self, action: str, params: Mapping[str, object]) -> dict[str, object]:
@@ -172,6 +182,23 @@ class CmqQueue:
             signed["Token"] = self._token
         signed["Signature"] = signature(self._key, self._host, signed)
         return signed
+
+
+def bounded(left: float, read_timeout: float) -> Timeout:
+    """Timeouts that end a call within ``left`` seconds: connect and read each capped by it, and both together."""
+    left = max(left, 0.001)
+    return Timeout(connect=min(CONNECT_TIMEOUT, left), read=min(read_timeout, left), total=left)
+
+
+def _cause(exc: requests.RequestException) -> str:
+    """Why a request got no answer, in words."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connect timed out"
+    if isinstance(exc, requests.ReadTimeout):
+        return "no answer (read timed out)"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection refused or dropped"
+    return "request failed"
 
 
 def _answer(response: requests.Response, where: str) -> dict[str, Any]:
@@ -190,8 +217,9 @@ def _answer(response: requests.Response, where: str) -> dict[str, Any]:
     return dict(doc)
 
 
-def retrying(call: Callable[[], T], deadline: float) -> T:
-    """``call()``, again after a jittered pause while it fails retryably and the pause ends before ``deadline``."""
+def retrying(call: Callable[[], T], deadline: float, patient: bool = True) -> T:
+    """``call()``, again after a jittered pause while it fails retryably and the pause ends before ``deadline``;
+    a connection that failed (-1) is tried again only when ``patient``."""
     attempt = 0
     while True:
         try:
@@ -199,7 +227,8 @@ def retrying(call: Callable[[], T], deadline: float) -> T:
         except CmqError as exc:
             attempt += 1
             pause = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))  # noqa: S311 (jitter)
-            if not exc.retryable or time.monotonic() + pause >= deadline:
+            again = exc.retryable and (patient or exc.code != -1)
+            if not again or time.monotonic() + pause >= deadline:
                 raise
             time.sleep(pause)
 

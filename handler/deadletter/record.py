@@ -6,6 +6,7 @@ choose the sink.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -115,6 +116,16 @@ def redrives_of(doc: Mapping[str, Any]) -> int:
     """The ``redrives`` of a dead-letter record (absent = 0)."""
     value = doc.get("redrives", 0)
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def fingerprint(doc: Mapping[str, Any]) -> str:
+    """A dead letter's identity, the same however often and whenever it was written (DESIGN: dead letters are
+    written at least once, and redrive applies each record once per run): sha256 hex of its raw body, code, source
+    id and redrive count. The SQS sink's deduplication id, so a FIFO dead-letter queue drops a second write."""
+    source = doc.get("source")
+    source_id = source.get("id") if isinstance(source, Mapping) else None
+    parts = (doc.get("raw"), doc["error"]["code"], source_id, redrives_of(doc))
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False, default=str).encode("utf-8")).hexdigest()
 
 
 def parse_record(text: str) -> dict[str, Any] | None:

@@ -19,9 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from handler.deadletter.record import ISSUED_AT_ATTRIBUTE, REDRIVES_ATTRIBUTE, DeadLetterError, redrives_of
+from handler.deadletter.record import fingerprint as record_fingerprint
 from handler.order.travel import key_attributes
 
 if TYPE_CHECKING:
@@ -36,21 +44,26 @@ MAX_BATCH = 10  # SQS entries per batch call
 MAX_BATCH_BYTES = 256 * 1024  # body + attributes per batch call (and so per message)
 CONNECT_TIMEOUT = 2.0
 READ_TIMEOUT = 10.0  # above the longest receive wait used here
-MAX_ATTEMPTS = 2  # botocore "standard" mode counts the first try
+MAX_ATTEMPTS = 2  # the first try included
 BOTO_CONFIG = Config(
     connect_timeout=CONNECT_TIMEOUT,
     read_timeout=READ_TIMEOUT,
-    retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+    retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},  # botocore's max_attempts counts retries only
 )
 UNKNOWN_GROUP = "unknown"  # MessageGroupId of a record whose TaskID is not known
 
 _AWS_HOST = re.compile(r"^(?:sqs\.)?([a-z0-9-]+)\.(?:queue\.)?amazonaws\.com(?:\.cn)?$")
-_CLIENTS: dict[tuple[str | None, str | None], SQSClient] = {}
+_CLIENTS: dict[tuple[str | None, str | None, int], SQSClient] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
 class QueueError(DeadLetterError):
-    """An SQS call failed or refused some entries; the message names the queue and the count only."""
+    """An SQS call failed or refused some entries; the message names the queue and the count only, ``cause``
+    says why in words (connection refused, no answer, no such queue, ...)."""
+
+    def __init__(self, text: str, cause: str = "") -> None:
+        super().__init__(text)
+        self.cause = cause or text
 
 
 @dataclass(frozen=True)
@@ -72,14 +85,14 @@ class Received:
     receive_count: int
 
 
-def client_for(url: str) -> SQSClient:
-    """The SQS client for a queue URL, built once per region and endpoint."""
+def client_for(url: str, config: Config = BOTO_CONFIG) -> SQSClient:
+    """The SQS client for a queue URL, built once per region, endpoint and configuration (timeouts, retries)."""
     region = _region_of(url)
     endpoint = os.environ.get("AWS_ENDPOINT_URL_SQS") or os.environ.get("AWS_ENDPOINT_URL")
-    key = (region, endpoint)
+    key = (region, endpoint, id(config))
     with _CLIENTS_LOCK:
         if key not in _CLIENTS:
-            _CLIENTS[key] = boto3.session.Session().client("sqs", region_name=region, config=BOTO_CONFIG)
+            _CLIENTS[key] = boto3.session.Session().client("sqs", region_name=region, config=config)
         return _CLIENTS[key]
 
 
@@ -121,12 +134,13 @@ def task_id_of(doc: Mapping[str, Any]) -> str | None:
 
 
 class Queue:
-    """The SQS operations on one queue: batch send, receive, delete, release."""
+    """The SQS operations on one queue: batch send, receive, delete, release (``config``: the client's timeouts)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, config: Config = BOTO_CONFIG) -> None:
         self.url = url
         self.fifo = is_fifo(url)
         self.name = f"sqs:{url}"
+        self._config = config
 
     def send(self, messages: Sequence[Outgoing]) -> set[int]:
         """Send in batches; return the indices SQS refused. Raises QueueError when a call fails."""
@@ -134,25 +148,25 @@ class Queue:
         done = 0
         for chunk in _chunks(messages):
             try:
-                answer = client_for(self.url).send_message_batch(
+                answer = client_for(self.url, self._config).send_message_batch(
                     QueueUrl=self.url, Entries=[self._entry(done + i, m) for i, m in enumerate(chunk)]
                 )
             except (ClientError, BotoCoreError) as exc:
                 raise QueueError(f"{self.name}: {len(messages) - done} message(s) not sent "
-                                 f"({len(refused)} refused before): {_reason(exc)}") from exc
+                                 f"({len(refused)} refused before): {_reason(exc)}", cause_of(exc)) from exc
             refused.update(int(failure["Id"]) for failure in answer.get("Failed", []))
             done += len(chunk)
         return refused
 
     def receive(self, max_messages: int, wait: int, visibility: int) -> list[Received]:
         try:
-            answer = client_for(self.url).receive_message(
+            answer = client_for(self.url, self._config).receive_message(
                 QueueUrl=self.url, MaxNumberOfMessages=max(1, min(max_messages, MAX_BATCH)),
                 WaitTimeSeconds=wait, VisibilityTimeout=visibility,
                 MessageAttributeNames=["All"], MessageSystemAttributeNames=["ApproximateReceiveCount"],
             )
         except (ClientError, BotoCoreError) as exc:
-            raise QueueError(f"{self.name}: receive failed: {_reason(exc)}") from exc
+            raise QueueError(f"{self.name}: receive failed: {_reason(exc)}", cause_of(exc)) from exc
         return [_received(message) for message in answer.get("Messages", [])]
 
     def delete(self, receipts: Sequence[str]) -> int:
@@ -165,7 +179,7 @@ class Queue:
 
     def _per_batch(self, operation: str, receipts: Sequence[str], extra: dict[str, Any]) -> int:
         refused = 0
-        call = getattr(client_for(self.url), operation)
+        call = getattr(client_for(self.url, self._config), operation)
         for start in range(0, len(receipts), MAX_BATCH):
             entries = [{"Id": str(i), "ReceiptHandle": r, **extra}
                        for i, r in enumerate(receipts[start:start + MAX_BATCH])]
@@ -173,7 +187,7 @@ class Queue:
                 refused += len(call(QueueUrl=self.url, Entries=entries).get("Failed", []))
             except (ClientError, BotoCoreError) as exc:
                 raise QueueError(f"{self.name}: {operation} failed for {len(receipts) - start} message(s): "
-                                 f"{_reason(exc)}") from exc
+                                 f"{_reason(exc)}", cause_of(exc)) from exc
         return refused
 
     def _entry(self, index: int, message: Outgoing) -> SendMessageBatchRequestEntryTypeDef:
@@ -215,7 +229,7 @@ def dead_letter_message(doc: Mapping[str, Any]) -> Outgoing:
         body=json.dumps(doc, separators=(",", ":")),  # ASCII: SQS refuses some code points raw
         attributes=attributes,
         group=task_id or UNKNOWN_GROUP,
-        dedup=fingerprint(doc.get("raw"), error["code"], source.get("id"), redrives_of(doc)),
+        dedup=record_fingerprint(doc),
     )
 
 
@@ -265,6 +279,24 @@ def _chunks(messages: Sequence[Outgoing]) -> Iterator[Sequence[Outgoing]]:
 def _size(message: Outgoing) -> int:
     attributes = sum(len(k) + len(str(v)) + 6 for k, v in message.attributes.items())
     return len(message.body.encode("utf-8")) + attributes
+
+
+_CAUSES = ((ConnectTimeoutError, "connect timed out"), (ReadTimeoutError, "no answer (read timed out)"),
+           (EndpointConnectionError, "connection refused (or the address cannot be reached)"),
+           (ConnectionClosedError, "connection dropped"))
+_CLIENT_CAUSES = {"AWS.SimpleQueueService.NonExistentQueue": "no such queue", "QueueDoesNotExist": "no such queue",
+                  "AccessDenied": "access denied", "AccessDeniedException": "access denied"}
+
+
+def cause_of(exc: Exception) -> str:
+    """Why an SQS call failed, in words (DESIGN: never a class name alone)."""
+    for kind, words in _CAUSES:
+        if isinstance(exc, kind):
+            return words
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        return _CLIENT_CAUSES.get(code, f"refused by SQS ({code or 'no code'})")
+    return f"call failed: {exc}"
 
 
 def _reason(exc: Exception) -> str:

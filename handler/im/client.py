@@ -14,12 +14,13 @@ from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import requests
+from urllib3.util import Timeout
 
 from handler.im.codes import CONNECTION_FAILED, HTTP_STATUS, NOT_ENVELOPE, TIMED_OUT, Origin
 
 CONNECT_TIMEOUT = 3.05  # just over a TCP retransmit window
 READ_TIMEOUT = 10.0  # the API answers in well under a second; anything slower is a failure to retry
-MIN_READ_TIMEOUT = 0.5
+ATTEMPT_TIME = CONNECT_TIMEOUT + READ_TIMEOUT  # the longest one attempt may take when time is no object
 
 # One keep-alive pool per process, reused by warm invocations.
 SESSION = requests.Session()
@@ -87,11 +88,18 @@ class Credentials(NamedTuple):  # not a dataclass: cheaper to build at a cold st
     usersig: str
 
 
-def call(
-    base: str, api: str, body: dict[str, Any], creds: Credentials, read_timeout: float = READ_TIMEOUT
-) -> ImResult:
-    """POST ``body`` to ``{base}/v4/timpush/{api}``; never raises for HTTP or network failures."""
-    timeout = (CONNECT_TIMEOUT, max(MIN_READ_TIMEOUT, min(read_timeout, READ_TIMEOUT)))
+def timeouts(left: float, read: float = READ_TIMEOUT) -> Timeout:
+    """An attempt's timeouts when ``left`` seconds remain: connect and read each capped by it, and the two
+    together too (urllib3 gives the read what the connect left of ``total``), so the attempt ends within it."""
+    left = max(left, 0.001)  # urllib3 takes 0 as "no wait at all", which is also what is meant
+    return Timeout(connect=min(CONNECT_TIMEOUT, left), read=min(read, READ_TIMEOUT, left), total=left)
+
+
+def call(base: str, api: str, body: dict[str, Any], creds: Credentials, left: float = ATTEMPT_TIME,
+         read: float = READ_TIMEOUT) -> ImResult:
+    """POST ``body`` to ``{base}/v4/timpush/{api}`` within ``left`` seconds (connect and read together, each
+    read at most ``read``); never raises for HTTP or network failures."""
+    timeout: Any = timeouts(left, read)  # requests takes a urllib3 Timeout as it is (its stubs say a tuple)
     started = time.perf_counter()
     try:
         response = SESSION.post(f"{base}/v4/timpush/{api}?{_query(creds)}", json=body, timeout=timeout,
@@ -142,13 +150,14 @@ def _funnel(response: requests.Response, latency: float) -> ImResult:
 LIST_ORDER = "createat"  # API.md §1.7 spells it two ways; the lowercase form, which the server accepts
 
 
-def get_sched_task(base: str, creds: Credentials, task_id: int, read_timeout: float = READ_TIMEOUT) -> ImResult:
+def get_sched_task(base: str, creds: Credentials, task_id: int, left: float = ATTEMPT_TIME,
+                   read: float = READ_TIMEOUT) -> ImResult:
     """One task's details (API.md §1.6): ``body["TaskInfo"]`` on success."""
-    return call(base, "get_sched_task", {"Sdkappid": creds.sdkappid, "TaskID": task_id}, creds, read_timeout)
+    return call(base, "get_sched_task", {"Sdkappid": creds.sdkappid, "TaskID": task_id}, creds, left, read)
 
 
 def list_sched_task(base: str, creds: Credentials, offset: int, want: int, *, asc: bool = False,
-                    read_timeout: float = READ_TIMEOUT) -> ImResult:
+                    left: float = ATTEMPT_TIME, read: float = READ_TIMEOUT) -> ImResult:
     """One page of tasks by creation time (API.md §1.7): ``body["Total"]`` and ``body["Tasks"]``."""
     body = {"Sdkappid": creds.sdkappid, "Offset": offset, "Want": want, "OrderBy": LIST_ORDER, "Asc": asc}
-    return call(base, "list_sched_task", body, creds, read_timeout)
+    return call(base, "list_sched_task", body, creds, left, read)

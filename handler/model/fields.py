@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Final, NamedTuple
 
 from handler.model.checks import (
@@ -46,9 +47,7 @@ _DIGITS = r"[0-9]+"
 TYPES: Final = ("All", "Tag", "User")
 
 
-class Modification(NamedTuple):  # not a dataclass: cheaper to build at a cold start (handler.config)
-    """One modification as ``modify_sched_task`` takes it, without the credentials; built by ``validate``."""
-
+class _ModificationFields(NamedTuple):  # not a dataclass: cheaper to build at a cold start (handler.config)
     TaskID: int
     Type: str  # one of TYPES
     SchedAt: str | None = None
@@ -56,7 +55,13 @@ class Modification(NamedTuple):  # not a dataclass: cheaper to build at a cold s
     Sdkappid: int | None = None
     IssuedAt: str | None = None  # orders modifications (DESIGN "Order"); never sent to the API
 
-    @property
+
+class Modification(_ModificationFields):
+    """One modification as ``modify_sched_task`` takes it, without the credentials; built by ``validate``.
+
+    A subclass of the NamedTuple with an instance dict (as ``Stamp``), so that ``issued_at`` can be cached."""
+
+    @cached_property  # validate() fills it in with the time its rule parsed: IssuedAt is parsed once
     def issued_at(self) -> datetime | None:
         """``IssuedAt`` as an aware UTC time (None when the producer did not say)."""
         return parse_issued_at(self.IssuedAt) if self.IssuedAt else None
@@ -133,6 +138,7 @@ def _issued_at(value: object, context: _Context) -> str:
     when = parse_issued_at(_expect(value, str, "a string"))
     if when > _aware(context.now) + ISSUED_AHEAD_MAX:
         raise Invalid(f"{format_issued_at(when)} is more than {ISSUED_AHEAD_MAX.seconds // 60} minutes in the future")
+    context.issued_at = when
     return format_issued_at(when)
 
 
@@ -200,7 +206,9 @@ def validate(obj: object, *, sdkappid: int | None, now: datetime) -> Modificatio
         problems.append(("modification", "needs SchedAt or Content (nothing to modify)", LOCAL_INVALID))
     if problems or values is None:
         raise _refusal(problems)
-    return Modification(**values)
+    modification = Modification(**values)
+    modification.__dict__["issued_at"] = context.issued_at  # the cached_property's own slot: not parsed again
+    return modification
 
 
 def _known_type(obj: dict[Any, Any]) -> bool:

@@ -104,12 +104,6 @@ def not_written(task: TaskKey, store: str, exc: Exception) -> None:
     logger.warning("task history not written", extra=fields)
 
 
-def repeated(stamp: Stamp, won: Mapping[str, Stamp]) -> bool:
-    """The hook for "already applied" (DESIGN "Order"): a field won by this same change (an equal key) means a
-    redelivery, replay or redrive of a change whose outcome is in the history already; it adds no entry."""
-    return any(other.key == stamp.key for other in won.values())
-
-
 def newest(entries: Collection[str], limit: int = CAP) -> list[dict[str, Any]]:
     """The newest ``limit`` of a task's entries (oldest first, as kept), read back; unreadable ones are skipped."""
     out = []

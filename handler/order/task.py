@@ -4,13 +4,15 @@ A field is sent only when the change's order key (``Stamp.key``: issue time, que
 position) is greater than the key last applied to that field of the task; an equal key is the same change
 (a redelivery) and is not sent twice. Two different changes issued in the same millisecond are told apart
 by the rest of the key, so every instance ends a tie the same way whichever it saw first. Only a success
-raises the stamps; a failure records nothing. The lease lasts until the invocation's deadline (plus the
-margin the adapter keeps to report), so a crashed process frees the task by itself.
+raises the stamps; a failure records nothing. A field whose last applied key equals this change's was applied
+by this very change (``Claim.already``): no newer change won it, so none is named. The lease lasts until the
+invocation's deadline (plus the margin the adapter keeps to report), so a crashed process frees the task.
 
 Given a ``Draft`` (``handler.order.history``), the order also writes the task's history: a success's entry in the
 record, a superseded change's in the release of its lease (or, without one, in a write of its own), a dead
 letter's in a write of its own (``noted``). A history that cannot be written is a WARNING and a metric, never the
-modification's failure: a combined write that fails is made again without the entry.
+modification's failure: a combined write that fails is made again without the entry. A change already applied
+adds no entry.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ T = TypeVar("T")
 
 LEASE_WAIT = 1.0  # seconds a modification waits for a busy task before it is retried later
 LEASE_POLL = 0.1  # seconds between tries while waiting (jittered)
-LEASE_MARGIN = 2.0  # the lease outlives the deadline by what the adapter needs to report
+LEASE_MARGIN = 2.0  # the lease outlives the deadline by what the adapter needs to finish (FINISH_RESERVE, at least)
 KEEP_AFTER = timedelta(days=28)  # an item's TTL: some weeks after its SchedAt (or after the change)
 
 
@@ -44,18 +46,25 @@ class TaskBusy(Exception):
 
 
 class Claim(NamedTuple):  # not a dataclass: cheaper to build at a cold start (handler.config)
-    """The outcome of asking for a task: the fields to send, and those a newer (or the same) change won."""
+    """The outcome of asking for a task: the fields to send, those a newer change won, those this one applied."""
 
     task: TaskKey
     owner: str
     stamp: Stamp
     kept: tuple[str, ...]
-    won: Mapping[str, Stamp] = MappingProxyType({})  # dropped field -> the change applied to it
+    won: Mapping[str, Stamp] = MappingProxyType({})  # dropped field -> the newer change applied to it
     held: Mapping[str, Stamp] = MappingProxyType({})  # dropped: a later entry of the payload sets it newer
+    already: tuple[str, ...] = ()  # dropped: last applied by this same change (an equal key: a redelivery)
 
     @property
     def leased(self) -> bool:
         return bool(self.kept)
+
+    @property
+    def already_applied(self) -> bool:
+        """Nothing to send and nothing another change won: every field was last applied by this same change (a
+        redelivery, a replay, a redrive of what went through). Its outcome is in the history already."""
+        return not self.kept and not self.won and not self.held and bool(self.already)
 
     @property
     def left_out(self) -> dict[str, Stamp]:
@@ -151,12 +160,12 @@ class TaskOrder:
 
     def _superseded(self, claim: Claim, draft: Draft | None) -> None:
         """A change superseded without holding the lease: its entry in a write of its own."""
-        if draft is not None and not history.repeated(claim.stamp, claim.left_out):
+        if draft is not None and not claim.already_applied:
             self.noted(claim.task, draft._replace(left_out=claim.left_out), history.SUPERSEDED, SUPERSEDED)
 
     def _release_superseded(self, claim: Claim, owner: str, draft: Draft | None, deadline: float) -> None:
         """Give back the lease of a change with nothing to send, its entry (given a draft) in the same write."""
-        if draft is None or history.repeated(claim.stamp, claim.left_out):
+        if draft is None or claim.already_applied:
             self._steady(lambda: self.store.release(claim.task, owner), deadline)
             return
         entry = draft._replace(left_out=claim.left_out).entry(history.SUPERSEDED, SUPERSEDED, self._clock())
@@ -174,7 +183,8 @@ class TaskOrder:
 
 def _decide(task: TaskKey, owner: str, fields: Sequence[str], stamp: Stamp, state: TaskState) -> Claim:
     key = stamp.key
-    won = {name: state.applied[name] for name in fields
-           if name in state.applied and state.applied[name].key >= key}
-    kept = tuple(name for name in fields if name not in won)
-    return Claim(task, owner, stamp, kept, won)
+    last = {name: state.applied[name] for name in fields if name in state.applied}
+    won = {name: applied for name, applied in last.items() if applied.key > key}
+    already = tuple(name for name, applied in last.items() if applied.key == key)
+    kept = tuple(name for name in fields if name not in won and name not in already)
+    return Claim(task, owner, stamp, kept, won, already=already)

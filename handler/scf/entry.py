@@ -17,7 +17,7 @@ from handler.deadletter.record import WRITE_DEADLINE, Source
 from handler.observability import logger, metrics, on_scf
 from handler.runtime import Runtime, runtime
 from handler.scf import queue
-from handler.sources import DEADLINE_MARGIN, DEFAULT_BUDGET, MalformedEvent, direct
+from handler.sources import DEFAULT_BUDGET, FINISH_RESERVE, MalformedEvent, direct
 
 SOURCE_KIND = "scf"
 _SHAPES = ('Timer ({"Type": "Timer"}), Function URL (httpMethod, path, headers), API Gateway '
@@ -45,13 +45,13 @@ def main_handler(event: Any, context: Any) -> Any:
 
 
 def deadline(context: dict[str, Any], started: float) -> float:
-    """The monotonic time by which the work must stop: ``time_limit_in_ms`` after ``started``, less a margin."""
+    """The monotonic time by which the work must stop: ``time_limit_in_ms`` after ``started``, less FINISH_RESERVE."""
     limit = context.get("time_limit_in_ms")
     if isinstance(limit, int | float) and not isinstance(limit, bool) and limit > 0:
         budget = limit / 1000
     else:
         budget = DEFAULT_BUDGET
-    return started + max(budget - DEADLINE_MARGIN, 0.0)
+    return started + max(budget - FINISH_RESERVE, 0.0)
 
 
 def _log_context(context: dict[str, Any]) -> None:

@@ -13,7 +13,12 @@ if TYPE_CHECKING:
     from handler.deadletter import DeadLetters
     from handler.service import Modifier
 
-DEADLINE_MARGIN = 2.0  # seconds kept back to report, dead-letter and return before the platform's timeout
+# Seconds kept back from the platform's timeout for finishing after the last attempt: each record's dead letter
+# (one SQS or TDMQ write, tens of milliseconds in the region, more on a fresh TLS connection; a batch holds 5 on
+# Lambda and up to 20 CKafka messages on SCF, each finished at once), its log line and metrics, and the answer.
+# Twenty writes at their slow end fit, with room for one new connection; the deadline every adapter hands on
+# is the timeout less this, and no attempt reaches into it (handler.im.retry).
+FINISH_RESERVE = 2.0
 DEFAULT_BUDGET = 60.0  # when the context cannot say (local runs)
 
 

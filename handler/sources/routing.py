@@ -104,8 +104,9 @@ class Resolver:
         self.current_event = Request(event, self.kind)
         try:
             return self._shape(self._answer())
-        finally:
+        finally:  # a resolver lives as long as the process: it keeps no request (a body, a caller's data) after it
             self.context.clear()
+            self.current_event = Request({}, self.kind)
 
     def _answer(self) -> Response:
         method = self.current_event.http_method.upper()

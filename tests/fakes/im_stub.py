@@ -1,7 +1,7 @@
 """A minimal stand-in for ``modify_sched_task`` on loopback: OK, or a chosen ErrorCode per TaskID.
 
 For tests that need the handler's real path to succeed or fail remotely without the emulator.
-``answers`` maps a TaskID to the ErrorCode to return; ``seen`` lists the TaskIDs asked for.
+``answers`` maps a TaskID to the ErrorCode to return; ``seen`` lists the TaskIDs asked for, ``bodies`` the requests.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ class ImStub:
     endpoint: str = ""
     answers: dict[int, int] = field(default_factory=dict)
     seen: list[Any] = field(default_factory=list)
+    bodies: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _handler_for(stub: ImStub) -> type[BaseHTTPRequestHandler]:
@@ -30,6 +31,7 @@ def _handler_for(stub: ImStub) -> type[BaseHTTPRequestHandler]:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
             task_id = body.get("TaskID")
             stub.seen.append(task_id)
+            stub.bodies.append(body)
             code = stub.answers.get(task_id, 0)
             answer = json.dumps({"ActionStatus": "OK" if code == 0 else "FAIL", "ErrorCode": code,
                                  "ErrorInfo": "" if code == 0 else f"stub error {code}"}).encode()

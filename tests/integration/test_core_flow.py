@@ -5,14 +5,26 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from handler import lambda_handler
-from tests.support.im import KEY, add_task, dead_letters, get_task, modify_requests
+from handler.apps import registry_for
+from handler.compat import UTC
+from handler.config import settings
+from handler.im.ratelimit import RateLimiter
+from handler.model import split_payload
+from handler.order.key import Issue
+from handler.order.task import TaskOrder
+from handler.service import Modifier
+from handler.state.memory import MemoryStore
+from tests.support.im import ADMIN, APP, KEY, add_task, dead_letters, get_task, modify_requests
 from timpush.context import LocalContext
-from timpush.emulator import Emulator, Fault
+from timpush.emulator import Emulator, EmulatorSettings, Fault
+from timpush.emulator.clock import Clock as EmulatorClock
 
 
 def invoke(event: object, timeout: float = 60.0) -> dict[str, object]:
@@ -89,7 +101,7 @@ def test_each_failure_class_is_dead_lettered_with_code(
     handler_env: Emulator, dead_letter_file: Path, fault: Fault, code: int, error_class: str, origin: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("handler.service.BACKOFF_BASE", 0.01)
+    monkeypatch.setattr("handler.im.retry.BACKOFF_BASE", 0.01)
     task = add_task(handler_env, "All")
     handler_env.add_faults([fault])
     result = invoke({"TaskID": task, "Type": "All", "SchedAt": "2031-03-03 03:03:03"})
@@ -106,7 +118,7 @@ def test_dispatched_task_is_too_late(handler_env: Emulator, dead_letter_file: Pa
     task = add_task(handler_env, "All", sched_at=soon)
     handler_env.advance(3600)
     result = invoke({"TaskID": task, "Type": "All", "Content": {"OfflinePushInfo": {"Title": "late"}}})
-    assert result["results"] == [{"TaskID": task, "ErrorCode": 90106, "ErrorInfo": result["results"][0]["ErrorInfo"],
+    assert result["results"] == [{"TaskID": task, "ErrorCode": 90106, "ErrorInfo": "modify failed: task dispatched",
                                   "outcome": "dead_lettered"}]
     [letter] = dead_letters(dead_letter_file)
     assert letter["error"]["class"] == "too_late" and letter["request"]["TaskID"] == task
@@ -120,25 +132,52 @@ def test_expired_usersig_is_renewed_and_retried_once(handler_env: Emulator) -> N
     assert len(modify_requests(handler_env)) == 2
 
 
+class VirtualTime:
+    """One clock for the client's pacing and the emulator's arrivals: it moves only when the client sleeps, so the
+    emulator stamps each request with the send slot the limiter gave it (an HTTP call takes no virtual time)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.wall0 = time.time()
+
+    def mono(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return self.wall0 + self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
+
+
 def test_pacing_keeps_every_window_within_five(handler_env: Emulator) -> None:
-    tasks = [add_task(handler_env, "All") for _ in range(3)]
-    handler_env.clear_requests()
-    # four invocations of three tasks each: within one payload a later entry for a task would supersede
-    payloads = [[{"TaskID": tasks[i % 3], "Type": "All", "SchedAt": f"2031-05-05 05:05:{i:02d}"}
-                 for i in range(r * 3, r * 3 + 3)] for r in range(4)]
-    started = time.monotonic()
-    results = [invoke(payload) for payload in payloads]
-    elapsed = time.monotonic() - started
-    assert sum(result["succeeded"] for result in results) == 12
-    sent = sorted(float(r["t"]) for r in modify_requests(handler_env))  # type: ignore[arg-type]
-    assert max(sum(1 for u in sent if t <= u < t + 1.0) for t in sent) <= 5
-    assert all(r["code"] == 0 for r in modify_requests(handler_env))
-    assert elapsed >= 2.0  # 12 requests at 5/s need at least two full windows
+    vt = VirtualTime()
+    with Emulator(EmulatorSettings(sdkappid=APP, key=KEY, admins=(ADMIN,), seed=3, rate_limit=5),
+                  clock=EmulatorClock(wall=vt.wall, mono=vt.mono)) as emu:
+        tasks = [add_task(emu, "All") for _ in range(3)]
+        emu.clear_requests()
+        # the modifier with this process's pacing at 5/s, on the virtual clock
+        config = replace(settings(), endpoint=emu.url)
+        apps = registry_for(config, limiter_for=lambda _app: RateLimiter(5, clock=vt.mono, sleep=vt.sleep))
+        modifier = Modifier(config, apps, sleep=vt.sleep, clock=vt.mono,
+                            order=TaskOrder(MemoryStore(), clock=vt.wall, monotonic=vt.mono, sleep=vt.sleep))
+        # four payloads of three tasks each: within one payload a later entry for a task would supersede
+        for r in range(4):
+            payload = [{"TaskID": tasks[i % 3], "Type": "All", "SchedAt": f"2031-05-05 05:05:{i:02d}"}
+                       for i in range(r * 3, r * 3 + 3)]
+            outcomes = modifier.apply_all(split_payload(payload), vt.now + 60, Issue(datetime.now(UTC), f"direct:{r}"))
+            assert [o.code for o in outcomes] == [0, 0, 0]
+        arrivals = sorted(float(r["t"]) - vt.wall0 for r in modify_requests(emu))  # type: ignore[arg-type]
+    # Then the server saw twelve requests, at most five in any one-second window, and admitted every one
+    assert len(arrivals) == 12
+    assert max(sum(1 for u in arrivals if t <= u < t + 1.0) for t in arrivals) == 5
+    assert all(r["code"] == 0 for r in modify_requests(emu))
+    assert arrivals[-1] - arrivals[0] >= 2.0  # 12 at 5/s: a third window
 
 
 def test_no_secret_in_any_output(handler_env: Emulator, dead_letter_file: Path, capsys: pytest.CaptureFixture[str],
                                  caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("handler.service.BACKOFF_BASE", 0.01)
+    monkeypatch.setattr("handler.im.retry.BACKOFF_BASE", 0.01)
     caplog.set_level(logging.DEBUG)
     task = add_task(handler_env, "All")
     handler_env.add_faults([Fault(kind="drop", count=10, api="modify")])

@@ -34,7 +34,7 @@ def call(event: dict[str, Any], timeout: float = 30.0) -> tuple[int, dict[str, s
 
 @pytest.fixture
 def task(handler_env: Emulator, monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr("handler.service.BACKOFF_BASE", 0.01)
+    monkeypatch.setattr("handler.im.retry.BACKOFF_BASE", 0.01)
     return add_task(handler_env, "All")
 
 

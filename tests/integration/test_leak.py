@@ -91,7 +91,7 @@ def scan(tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.Captur
     monkeypatch.setattr(usersig, "generate", found.recording(usersig.generate))
     monkeypatch.setattr("tests.support.im.generate", found.recording(usersig.generate))
     monkeypatch.setattr("timpush.demo.generate", found.recording(usersig.generate))
-    monkeypatch.setattr("handler.service.BACKOFF_BASE", 0.005)
+    monkeypatch.setattr("handler.im.retry.BACKOFF_BASE", 0.005)
     caplog.set_level(logging.DEBUG)
     previous = logging.getLogger(handler_logger.name).level
     handler_logger.setLevel(logging.DEBUG)

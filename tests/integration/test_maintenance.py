@@ -11,11 +11,13 @@ import pytest
 from handler import runtime
 from handler.aws import maintenance
 from handler.aws.entry import lambda_handler
-from handler.deadletter.record import DeadLetterError, Source, record, redrive_count
+from handler.deadletter import sqs as deadletter_sqs
+from handler.deadletter.record import Source, record, redrive_count
 from handler.im.codes import ErrorClass, Origin
 from handler.observability import logger
 from handler.outcome import Outcome, Status
-from tests.fakes.moto_sqs import MotoSqs
+from tests.fakes.moto_sqs import MotoSqs, free_port
+from tests.fakes.silent_server import SilentServer
 from timpush.context import LocalContext
 
 pytestmark = pytest.mark.integration
@@ -108,7 +110,7 @@ def test_a_record_that_keeps_failing_stops_after_max_redrives(server: MotoSqs, q
     assert _run() == {"redriven": 0, "kept": 0, "kept_at_limit": 1}
     assert server.count(work) == 0 and server.count(dlq) == 1
     warnings = [line for line in log.getvalue().splitlines() if "redrive limit" in line]
-    assert len(warnings) == 1 and '"task_id":"4242"' in warnings[0]
+    assert len(warnings) == 1 and '"task_id":4242' in warnings[0]
 
 
 def test_scheduled_event_runs_the_job(server: MotoSqs, queues: tuple[str, str]) -> None:
@@ -147,6 +149,69 @@ def test_work_queue_down_keeps_the_dead_letters(server: MotoSqs, queues: tuple[s
     _dead_letter(_failure(10), _failure(11))
     monkeypatch.setenv("WORK_QUEUE", f"sqs:{server.endpoint}/123456789012/no-such-queue")
     runtime.reset()
-    with pytest.raises(DeadLetterError, match="no-such-queue"):
-        _run()
+    summary = _run()
+    assert summary == {"redriven": 0, "kept": 2, "kept_at_limit": 0,
+                       "stopped": f"sqs:{server.endpoint}/123456789012/no-such-queue: no such queue"}
     assert len(server.drain(dlq)) == 2  # still there, and visible again
+
+
+# --- a queue that cannot be reached -------------------------------------------------------------------------------
+
+
+def _unreachable_run(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, object], list[str], int]:
+    """The job through the real entry with both queues at ``endpoint``: (its answer, its log lines, SQS attempts)."""
+    log = io.StringIO()
+    monkeypatch.setattr(logger.registered_handler, "stream", log)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", endpoint)
+    monkeypatch.setenv("DEAD_LETTER_ROUTES", json.dumps({"retryable": f"sqs:{endpoint}/123456789012/dlq"}))
+    monkeypatch.setenv("WORK_QUEUE", f"sqs:{endpoint}/123456789012/work")
+    runtime.reset()
+    attempts: list[str] = []
+    config = maintenance.bounded_config(maintenance.CONNECT_TIMEOUT, maintenance.RECEIVE_WAIT + maintenance.READ_SLACK)
+    client = deadletter_sqs.client_for(f"{endpoint}/123456789012/dlq", config)
+    client.meta.events.register("before-send.sqs", lambda **kwargs: attempts.append(kwargs["request"].url))
+    result = lambda_handler(SCHEDULED, LocalContext(timeout_seconds=30))
+    return result, log.getvalue().splitlines(), len(attempts)
+
+
+def _stopped(lines: list[str]) -> dict[str, object]:
+    [line] = [json.loads(x) for x in lines if '"maintenance ' in x]  # one line for the run, and it is not "done"
+    assert line["message"].startswith("maintenance stopped: ") and line["level"] == "WARNING"
+    return line
+
+
+def test_a_refused_queue_stops_the_job_at_its_first_call(sqs_env: MotoSqs, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an SQS endpoint nothing listens on
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    # When the maintenance schedule fires
+    result, lines, attempts = _unreachable_run(endpoint, monkeypatch)
+    # Then the job answers (no traceback) after one attempt of one call, saying why and with its counts
+    cause = "connection refused (or the address cannot be reached)"
+    assert result == {"redriven": 0, "kept": 0, "kept_at_limit": 0,
+                      "stopped": f"sqs:{endpoint}/123456789012/dlq: {cause}"}
+    assert attempts == 1  # no retry inside the call, no second call: the next run is the retry
+    line = _stopped(lines)
+    assert line["cause"] == result["stopped"] and line["summary"] == {"redriven": 0, "kept": 0, "kept_at_limit": 0}
+
+
+def test_a_queue_that_never_answers_stops_the_job_within_one_calls_timeouts(
+        sqs_env: MotoSqs, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an SQS endpoint that accepts and never answers, and a shorter read allowance than in production
+    monkeypatch.setattr(maintenance, "READ_SLACK", 0.3)
+    with SilentServer() as silent:
+        # When the maintenance schedule fires
+        result, lines, attempts = _unreachable_run(silent.url, monkeypatch)
+        # Then one call was made, once, and it ended by its own read timeout: the run stopped, saying so
+        assert silent.accepted == 1 and attempts == 1
+    assert result["stopped"] == f"sqs:{silent.url}/123456789012/dlq: no answer (read timed out)"
+    assert _stopped(lines)["summary"] == {"redriven": 0, "kept": 0, "kept_at_limit": 0}
+
+
+def test_each_queue_call_is_bounded_by_its_configured_timeouts() -> None:
+    # The time bound of one call, which the job keeps free before the deadline for each call it starts
+    config = maintenance.bounded_config(maintenance.CONNECT_TIMEOUT, maintenance.RECEIVE_WAIT + maintenance.READ_SLACK)
+    assert (config.connect_timeout, config.read_timeout, config.retries) == (
+        maintenance.CONNECT_TIMEOUT, maintenance.RECEIVE_WAIT + maintenance.READ_SLACK,
+        {"mode": "standard", "total_max_attempts": 1})
+    queue = maintenance.SqsLetters(deadletter_sqs.Queue("http://127.0.0.1:9/123456789012/dlq", config))
+    assert queue.call_time == config.connect_timeout + config.read_timeout

@@ -318,3 +318,24 @@ def test_direct_without_configuration_exits_2(aws: MotoSqs, tmp_path: Path, monk
     _write(path, [_doc(1, -1)])
     assert main(["redrive", "--from", f"file:{path}", "--to", "direct", "--without-store"]) == 2
     assert "IM_SECRET_KEY" in capsys.readouterr().err
+
+
+def test_direct_applies_each_record_once_per_run_however_often_it_was_written(
+        aws: MotoSqs, im: ImStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a dead letter written twice (a redelivery after a partial failure writes it again, at another time)
+    # beside another record, in a file and in a queue
+    first = _doc(21, -1)
+    again = {**first, "failed_at": "2030-06-01T09:30:00Z"}
+    path = tmp_path / "dead.jsonl"
+    _write(path, [first, _doc(22, -1), again], garbage=False)
+    # When it is redriven now
+    assert main(["redrive", "--from", f"file:{path}", "--to", "direct"]) == 0
+    # Then the record is applied once; its copy is left in the source for a later run
+    assert sorted(im.seen) == [21, 22]
+    assert "2 succeeded, 0 superseded, 0 failed, 1 skipped, 0 not sent" in capsys.readouterr().out
+    assert _task_ids_in_file(path) == [21]
+    dlq = aws.create_queue("twice")
+    _fill_queue(aws, dlq, [first, again])
+    im.seen.clear()
+    assert main(["redrive", "--from", f"sqs:{dlq}", "--to", "direct"]) == 0
+    assert im.seen == [21]

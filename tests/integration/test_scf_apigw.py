@@ -32,7 +32,7 @@ def call(event: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
 
 @pytest.fixture
 def task(handler_env: Emulator, monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr("handler.service.BACKOFF_BASE", 0.01)
+    monkeypatch.setattr("handler.im.retry.BACKOFF_BASE", 0.01)
     monkeypatch.setenv("TENCENTCLOUD_RUNENV", "SCF")
     return add_task(handler_env, "All")
 

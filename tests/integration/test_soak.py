@@ -159,8 +159,8 @@ def handler_env(emu: Emulator, dead: Path) -> dict[str, str]:
 
 @pytest.fixture
 def soak_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    monkeypatch.setattr("handler.service.BACKOFF_BASE", 0.002)
-    monkeypatch.setattr("handler.service.RATE_LIMIT_PAUSE", 0.02)
+    monkeypatch.setattr("handler.im.retry.BACKOFF_BASE", 0.002)
+    monkeypatch.setattr("handler.im.retry.RATE_LIMIT_PAUSE", 0.02)
     with Emulator(EmulatorSettings(sdkappid=APP, key=KEY, admins=(ADMIN,), seed=11, rate_limit=150)) as emu:
         yield emu
 

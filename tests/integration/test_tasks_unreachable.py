@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from handler import runtime, service
+from handler import runtime
+from handler.im import retry
 from tests.fakes.moto_sqs import free_port
 from tests.fakes.silent_server import SilentServer
 from timpush import tasks
@@ -24,7 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 @pytest.fixture
 def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tasks, "READ_WAIT", 0.5)  # the client's shortest read timeout
-    monkeypatch.setattr(service, "BACKOFF_BASE", 0.01)
+    monkeypatch.setattr(retry, "BACKOFF_BASE", 0.01)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ fake TDMQ for CMQ data-flow API (signatures checked, receive/delete semantics) a
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -13,11 +14,16 @@ from handler import main_handler, runtime
 from handler.deadletter import cmq as cmq_dataflow
 from handler.deadletter.record import Source, record
 from handler.im.codes import Origin, classify
+from handler.observability import logger
+from handler.order.key import Stamp
 from handler.outcome import Outcome, Status
+from handler.scf import maintenance as scf_maintenance
 from handler.sources.maintenance import MAX_REDRIVES
 from tests.fakes.cmq_dataflow import FakeCmq
 from tests.fakes.im_stub import ImStub, im_stub
-from tests.fakes.moto_sqs import MotoSqs
+from tests.fakes.moto_sqs import MotoSqs, free_port
+from tests.fakes.silent_server import SilentServer
+from tests.support.lambda_events import ids_by_digest
 from timpush.cli import main
 from timpush.context import scf_context
 
@@ -177,3 +183,78 @@ def test_throttled_receives_back_off_and_the_job_goes_on(cmq: FakeCmq, im: ImStu
     cmq.put(QUEUE, letter(41, -1))
     cmq.throttle(2)
     assert maintenance()["redriven"] == 1 and im.seen == [41] and cmq.bodies(QUEUE) == []
+
+
+def test_a_redrive_keeps_the_order_of_two_changes_of_one_millisecond(cmq: FakeCmq, im: ImStub) -> None:
+    # Given two changes of one task made in the same millisecond: their ids decide which is newer (DESIGN "Order"),
+    # both dead-lettered as retryable, the newer one first in the queue
+    older, newer = ids_by_digest(2)
+    sources = _sources_ordered_the_other_way()
+    for by, sched_at, source in ((newer, "2031-02-02 10:00:00", sources[0]),
+                                 (older, "2031-01-01 09:00:00", sources[1])):
+        raw = json.dumps({"TaskID": 51, "Type": "All", "SchedAt": sched_at})
+        outcome = Outcome(Status.FAILED, raw, json.loads(raw), -1, "failed", classify(-1), Origin.TRANSPORT, 1)
+        cmq.put(QUEUE, json.dumps({**record(outcome, Source("scf", source)), "issued_at": "2030-06-01T08:00:00.000Z",
+                                   "issued_by": f"sqs:{by}"}))
+    # When SCF's maintenance Timer applies them again
+    assert maintenance()["redriven"] == 2
+    # Then the task ends with the newer change, whatever order the queue gave them in
+    assert [body["SchedAt"] for body in im.bodies][-1] == "2031-02-02 10:00:00"
+    assert [body["SchedAt"] for body in im.bodies] == ["2031-01-01 09:00:00", "2031-02-02 10:00:00"]
+
+
+def _sources_ordered_the_other_way() -> tuple[str, str]:
+    """Two source ids whose own order (as ``redrive:ID``) is the reverse of the changes' ids: a redrive that ordered
+    by them, rather than by the key the record keeps, would let the older change win."""
+    for n in range(100):
+        first, second = f"ckafka:mods/0/{n}", f"ckafka:mods/0/{n + 1}"
+        if Stamp(0, f"redrive:{first}").key < Stamp(0, f"redrive:{second}").key:
+            return first, second
+    raise AssertionError("no two such ids")
+
+
+# --- a queue that cannot be reached ---------------------------------------------------------------------------
+
+
+def _stopped_run(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """The Timer with the queue at ``endpoint``: (its answer, the run's one log line, data-flow requests sent)."""
+    monkeypatch.setenv(cmq_dataflow.ENDPOINT_VAR, endpoint)
+    runtime.reset()
+    sent: list[str] = []
+    post = cmq_dataflow.SESSION.post
+
+    def counting(url: str, **kwargs: Any) -> Any:
+        sent.append(kwargs["data"]["Action"])
+        return post(url, **kwargs)
+
+    monkeypatch.setattr(cmq_dataflow.SESSION, "post", counting)
+    log = io.StringIO()
+    monkeypatch.setattr(logger.registered_handler, "stream", log)
+    result = maintenance()
+    [line] = [json.loads(x) for x in log.getvalue().splitlines() if '"maintenance ' in x]
+    return result, line, len(sent)
+
+
+def test_a_refused_queue_stops_the_maintenance_timer_at_its_first_call(cmq: FakeCmq, im: ImStub,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    result, line, sent = _stopped_run(f"http://127.0.0.1:{free_port()}", monkeypatch)
+    counts = {"redriven": 0, "failed_again": 0, "kept": 0, "kept_at_limit": 0}
+    assert result == {**counts, "stopped": f"{SPEC}: connection refused or dropped"}
+    assert sent == 1  # the queue out of reach ends the run; the next Timer is the retry
+    assert line["level"] == "WARNING" and line["message"] == f"maintenance stopped: {result['stopped']}"
+    assert line["summary"] == counts and im.seen == []
+
+
+def test_a_queue_that_never_answers_stops_the_timer_within_one_calls_timeouts(
+        cmq: FakeCmq, im: ImStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scf_maintenance.CmqLetters, "call_time", 1.5)  # the call's bound: its timeouts, total
+    with SilentServer() as silent:
+        result, line, sent = _stopped_run(silent.url, monkeypatch)
+        assert silent.accepted == 1 and sent == 1
+    assert result["stopped"] == f"{SPEC}: no answer (read timed out)"
+    assert line["message"] == f"maintenance stopped: {result['stopped']}"
+
+
+def test_a_data_flow_call_is_bounded_by_the_time_it_is_given() -> None:
+    timeout = cmq_dataflow.bounded(1.5, cmq_dataflow.READ_TIMEOUT + 1)
+    assert (timeout.connect_timeout, timeout.total) == (1.5, 1.5)

@@ -13,6 +13,10 @@ from typing import Any
 import pytest
 
 from handler import runtime
+from handler.deadletter.record import Source, record
+from handler.im.codes import Origin, classify
+from handler.outcome import Outcome, Status
+from tests.fakes.moto_sqs import MotoSqs
 from tests.support.im import ADMIN, APP, KEY, dead_letters, modify_requests
 from timpush import cli
 from timpush.demo import EVENTS, create_tasks
@@ -33,7 +37,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]
             monkeypatch.setenv(name, value)
         for name in ("IM_SECRET_SOURCE", "DEAD_LETTER_ROUTES", "WORK_QUEUE", "IM_MAX_ATTEMPTS", "IM_REGION"):
             monkeypatch.delenv(name, raising=False)
-        monkeypatch.setattr("handler.service.BACKOFF_BASE", 0.01)
+        monkeypatch.setattr("handler.im.retry.BACKOFF_BASE", 0.01)
         runtime.reset()
         yield emu
         runtime.reset()
@@ -93,8 +97,30 @@ def test_schedule_input_failing(world: Emulator, capsys: pytest.CaptureFixture[s
 
 def test_eventbridge_scheduled(world: Emulator, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     result = invoke("eventbridge-scheduled", capsys)
-    assert result["redriven"] == 0  # no WORK_QUEUE locally: the maintenance job idles without error
+    assert result == {"redriven": 0, "kept": 0, "kept_at_limit": 0}  # no WORK_QUEUE locally: the job idles
     assert letters(tmp_path) == [] and modify_requests(world) == []
+
+
+def test_eventbridge_scheduled_redrives_a_retryable_dead_letter(
+        world: Emulator, sqs_env: MotoSqs, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the queues the maintenance job works between, and a retryable dead letter beside one that is not
+    dlq, work = sqs_env.create_queue("retryable-dlq"), sqs_env.create_queue("work")
+    monkeypatch.setenv("DEAD_LETTER_ROUTES", json.dumps({"retryable": f"sqs:{dlq}", "too_late": f"sqs:{dlq}"}))
+    monkeypatch.setenv("WORK_QUEUE", f"sqs:{work}")
+    runtime.reset()
+    raw = json.dumps({"TaskID": T1, "Type": "Tag", "SchedAt": "2031-07-05 08:00:00"})
+    for code in (-1, 90106):
+        outcome = Outcome(Status.FAILED, raw, json.loads(raw), code, "failed", classify(code), Origin.REMOTE, 1)
+        runtime.runtime().dead_letters.send([record(outcome, Source("sqs", f"m{code}"))])
+    # When the schedule's sample event runs the handler
+    result = invoke("eventbridge-scheduled", capsys)
+    # Then the retryable one is back on the work queue, its body as it was, counted; the other stays
+    assert result == {"redriven": 1, "kept": 1, "kept_at_limit": 0}
+    [message] = sqs_env.drain(work)
+    assert message["Body"] == raw and message["MessageAttributes"]["Redrives"]["StringValue"] == "1"
+    [left] = sqs_env.drain(dlq)
+    assert json.loads(left["Body"])["error"]["code"] == 90106
+    assert modify_requests(world) == []  # on Lambda the job only moves messages; the worker applies them
 
 
 def test_eventbridge_scheduled_failing(world: Emulator, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -144,7 +170,11 @@ def test_sqs_fifo_failing(world: Emulator, capsys: pytest.CaptureFixture[str], t
 
 def test_sqs_sns(world: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
     assert invoke("sqs-sns", capsys) == {"batchItemFailures": []}
-    assert modify_requests(world)[0]["body"]["TaskID"] == T1  # type: ignore[index]
+    # the modification inside the SNS notification, and only it, went to the API as it was written
+    sample = json.loads((EVENTS / "sqs-sns.json").read_text())
+    inner = [json.loads(json.loads(r["body"])["Message"]) for r in sample["Records"]]
+    assert [r["body"] for r in modify_requests(world)] == [{"Sdkappid": APP, **m} for m in inner]
+    assert [m["TaskID"] for m in inner] == [T1]
 
 
 def test_sqs_sns_failing(world: Emulator, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -164,22 +194,35 @@ def test_http_success(world: Emulator, capsys: pytest.CaptureFixture[str], name:
 
 
 def test_http_api_v2(world: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
-    test_http_success(world, capsys, "http-api-v2")
+    result = invoke("http-api-v2", capsys)
+    # the path's TaskID, the ISO time with its Z converted to the API's UTC form
+    assert [r["body"] for r in modify_requests(world)] == [
+        {"Sdkappid": APP, "TaskID": T0, "Type": "All", "SchedAt": "2031-09-01 10:00:00"}]
+    assert (result["statusCode"], http_body(result)) == (
+        200, {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "", "TaskID": T0})
 
 
 def test_rest_api_v1(world: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
-    test_http_success(world, capsys, "rest-api-v1")
+    result = invoke("rest-api-v1", capsys)
+    content = {"To_Account": ["erin"], "OfflinePushInfo": {"Title": "Just for you", "Desc": "Personal"}}
+    assert [r["body"] for r in modify_requests(world)] == [
+        {"Sdkappid": APP, "TaskID": T2, "Type": "User", "Content": content}]
+    assert (result["statusCode"], http_body(result)["TaskID"]) == (200, T2)
 
 
 def test_function_url(world: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
-    test_http_success(world, capsys, "function-url")
+    result = invoke("function-url", capsys)
+    content = {"OfflinePushInfo": {"Title": "From a URL", "Desc": "Signed by IAM"}}
+    assert [r["body"] for r in modify_requests(world)] == [
+        {"Sdkappid": APP, "TaskID": T1, "Type": "Tag", "Content": content}]
+    assert (result["statusCode"], http_body(result)["TaskID"]) == (200, T1)
 
 
 def test_http_api_v2_failing(world: Emulator, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     result = invoke("http-api-v2-failing", capsys)
     assert result["statusCode"] == 409
     assert http_body(result) == {"ActionStatus": "FAIL", "ErrorCode": 90106, "TaskID": T3,
-                                 "ErrorInfo": http_body(result)["ErrorInfo"]}
+                                 "ErrorInfo": "modify failed: task dispatched"}  # the server's own words
     assert letters(tmp_path) == []  # HTTP failures are answered, not dead-lettered
 
 

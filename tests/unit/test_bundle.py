@@ -214,12 +214,18 @@ def test_pip_failure_is_a_bundle_error(tmp_path: Path, monkeypatch: pytest.Monke
         bundle.install_dependencies(tmp_path, "arm64", ["pydantic"])
 
 
-def test_a_python_that_is_not_312_is_not_taken(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TIMPUSH_PYTHON312", sys.executable)
-
-    found = bundle.find_python312()
-
-    assert sys.version_info[:2] == (3, 12) or found != sys.executable
+@pytest.mark.parametrize(("says", "taken"), [("cpython 3 11", False), ("pypy 3 12", False), ("cpython 3 13", False),
+                                            ("cpython 3 12", True)])
+def test_a_python_that_is_not_312_is_not_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, says: str,
+                                               taken: bool) -> None:
+    # Given TIMPUSH_PYTHON312 naming an interpreter that answers the probe as `says` (whatever runs the tests)
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\necho {says}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("TIMPUSH_PYTHON312", str(fake))
+    # Then it is taken only when it is CPython 3.12
+    assert bundle._is_python312(str(fake)) is taken
+    assert (bundle.find_python312() == str(fake)) is taken
     assert not bundle._is_python312("/nonexistent/python3.12")
 
 

@@ -247,7 +247,7 @@ class _StubSqs:
 
 
 def _with_stub(monkeypatch: pytest.MonkeyPatch, stub: _StubSqs) -> None:
-    monkeypatch.setattr(deadletter_sqs, "client_for", lambda url: stub)
+    monkeypatch.setattr(deadletter_sqs, "client_for", lambda url, config=None: stub)
 
 
 def test_partial_batch_failure_names_queue_and_count_never_the_body(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from handler.model import Item
-from handler.order.history import CAP, MAX_ENTRY_BYTES, Draft, change_id, fields_of, newest, repeated
+from handler.order.history import CAP, MAX_ENTRY_BYTES, Draft, change_id, fields_of, newest
 from handler.order.key import Stamp, TaskKey
 from handler.order.payload import later_changes
 from handler.order.task import TaskOrder
@@ -47,10 +47,18 @@ def test_the_worst_entry_stays_within_its_bound() -> None:
     assert CAP * MAX_ENTRY_BYTES < 400_000 // 2  # DynamoDB's item limit, with room for the order and trimming
 
 
-def test_a_change_won_by_itself_is_a_repeat() -> None:
-    mine = Stamp(5, "sqs:a")
-    assert repeated(mine, {"SchedAt": Stamp(5, "sqs:a")})
-    assert not repeated(mine, {"SchedAt": Stamp(6, "sqs:b")})
+def test_a_change_applied_by_itself_adds_no_entry_and_one_won_by_another_does() -> None:
+    store = MemoryStore()
+    order = TaskOrder(store)
+    mine, newer = Stamp(5, "sqs:a"), Stamp(6, "sqs:b")
+    order.applied(order.claim(TASK, ("SchedAt",), mine, 1e12), None, Draft(TASK, mine, "sqs", {}))
+    again = order.claim(TASK, ("SchedAt",), mine, 1e12, draft=Draft(TASK, mine, "sqs", {}))  # a redelivery
+    assert again.already_applied and again.already == ("SchedAt",) and not again.won
+    assert [e["outcome"] for e in newest(store.history(TASK))] == ["succeeded"]
+    order.applied(order.claim(TASK, ("SchedAt",), newer, 1e12), None, Draft(TASK, newer, "sqs", {}))
+    late = order.claim(TASK, ("SchedAt",), mine, 1e12, draft=Draft(TASK, mine, "sqs", {}))
+    assert not late.already_applied and late.won == {"SchedAt": newer}
+    assert [e["outcome"] for e in newest(store.history(TASK))] == ["succeeded", "succeeded", "superseded"]
     assert change_id(Stamp(5, "")) == "-"
 
 

@@ -9,7 +9,9 @@ import pytest
 from handler.model import Item
 from handler.order.key import Issue, Stamp, TaskKey
 from handler.order.payload import later_fields
-from handler.order.task import LEASE_WAIT, TaskBusy, TaskOrder
+from handler.order.store import LeaseTaken
+from handler.order.task import LEASE_MARGIN, LEASE_WAIT, TaskBusy, TaskOrder
+from handler.sources import FINISH_RESERVE
 from handler.state.memory import MemoryStore
 
 TASK = TaskKey(1400000001, 77)
@@ -54,17 +56,21 @@ def test_only_fields_newer_than_the_applied_ones_are_kept(clock: Clock) -> None:
     third = order.claim(TASK, ("Content",), Stamp(1001, "http:c"), clock.mono() + 30)
     assert third.kept == ("Content",)
     order.applied(third, None)
-    # the first change again (a redelivery): its SchedAt is the one applied, its Content is older now
+    # the first change again (a redelivery): it applied SchedAt itself (never "won" by itself), its Content is
+    # older now
     fourth = order.claim(TASK, BOTH, Stamp(1000, "sqs:a"), clock.mono() + 30)
-    assert fourth.kept == () and fourth.won == {"SchedAt": Stamp(1000, "sqs:a"), "Content": Stamp(1001, "http:c")}
+    assert fourth.kept == () and fourth.won == {"Content": Stamp(1001, "http:c")} and fourth.already == ("SchedAt",)
 
 
-def test_the_same_issue_time_is_not_sent_again(clock: Clock) -> None:
+def test_the_same_change_is_not_sent_again_and_is_already_applied(clock: Clock) -> None:
     order = order_on(MemoryStore(), clock)
     claim = order.claim(TASK, ("SchedAt",), Stamp(5000, "sqs:m"), clock.mono() + 30)
     order.applied(claim, None)
     again = order.claim(TASK, ("SchedAt",), Stamp(5000, "sqs:m"), clock.mono() + 30)
-    assert again.kept == () and again.won == {"SchedAt": Stamp(5000, "sqs:m")}
+    assert again.kept == () and again.won == {} and again.already == ("SchedAt",) and not again.leased
+    # another change of the same millisecond is not the same change: its key differs by the id
+    other = order.claim(TASK, ("SchedAt",), Stamp(5000, "sqs:n"), clock.mono() + 30)
+    assert other.already == ()
 
 
 def test_a_failure_records_nothing_and_frees_the_task(clock: Clock) -> None:
@@ -100,6 +106,12 @@ def test_a_busy_task_does_not_hold_back_a_change_that_is_already_older(clock: Cl
     assert older.kept == () and not older.leased and clock.slept == 0
 
 
+def test_a_lease_outlives_the_deadline_by_what_finishing_needs() -> None:
+    # the deadline a holder is given keeps FINISH_RESERVE back: a lease shorter than that could be taken while
+    # its holder still writes its dead letters
+    assert LEASE_MARGIN >= FINISH_RESERVE
+
+
 def test_a_lease_runs_out_at_the_deadline_of_its_holder(clock: Clock) -> None:
     order = order_on(MemoryStore(), clock)
     order.claim(TASK, ("SchedAt",), Stamp(1000), clock.mono() + 3)  # its holder crashed
@@ -113,8 +125,9 @@ def test_the_memory_store_is_bounded_and_keeps_leased_tasks() -> None:
     for task_id in range(2, 10):
         store.record(TaskKey(1, task_id), "x", {"SchedAt": Stamp(task_id)}, 0)
     assert len(store) == 3
-    with pytest.raises(Exception, match="lease"):
+    with pytest.raises(LeaseTaken) as taken:
         store.lease(TaskKey(1, 1), "other", 10**15, 0)
+    assert taken.value.until_ms == 10**15  # the holder's lease, kept through the evictions
 
 
 def _items(*parsed: object) -> list[Item]:

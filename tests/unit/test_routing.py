@@ -90,3 +90,12 @@ def test_context_is_cleared_after_each_call() -> None:
     resolver.context.update(runtime="x")
     resolver.resolve({"rawPath": "/x", "requestContext": {"http": {"method": "GET"}, "stage": "$default"}}, None)
     assert resolver.context == {}
+
+
+def test_no_request_is_kept_after_the_call_ends() -> None:
+    # A resolver lives for the process: the body it answered (a caller's data) must not outlive the call
+    resolver = wire(Resolver("v2"), Response)
+    event = {"rawPath": "/x", "body": '{"Title": "someone else\'s"}',
+             "requestContext": {"http": {"method": "PATCH"}, "stage": "$default"}}
+    resolver.resolve(event, None)
+    assert resolver.current_event.raw_event == {}

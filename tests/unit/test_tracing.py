@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,19 +23,34 @@ def test_off_by_default(value: str | None, monkeypatch: pytest.MonkeyPatch) -> N
     assert tracing.traced(handler) is handler
 
 
-def test_on_wraps_without_recording_the_response(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "false")
-    captured: dict[str, Any] = {}
+@pytest.fixture
+def real_tracer(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[Any]]:
+    """powertools' own Tracer, its X-Ray provider disabled (off Lambda it disables itself: no LAMBDA_TASK_ROOT)."""
+    import aws_xray_sdk
+    from aws_lambda_powertools import Tracer
 
-    class FakeTracer:  # the X-Ray SDK is the edge: record how the handler is wrapped
-        def __init__(self, service: str) -> None:
-            captured["service"] = service
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "false")  # our switch: wrap the handler
+    monkeypatch.delenv("LAMBDA_TASK_ROOT", raising=False)
+    sdk_was_enabled = aws_xray_sdk.global_sdk_config.sdk_enabled()
+    Tracer._reset_config()
+    yield Tracer
+    Tracer._reset_config()
+    aws_xray_sdk.global_sdk_config.set_sdk_enabled(sdk_was_enabled)
 
-        def capture_lambda_handler(self, fn: Any, capture_response: bool) -> Any:
-            captured["capture_response"] = capture_response
-            return lambda event, context: fn(event, context)
 
-    monkeypatch.setattr("aws_lambda_powertools.Tracer", FakeTracer)
+def test_on_wraps_without_recording_the_response(real_tracer: type[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    recorded: list[dict[str, Any]] = []
+    add_response = real_tracer._add_response_as_metadata
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:  # the Tracer's own method, called through
+        recorded.append(kwargs)
+        return add_response(self, *args, **kwargs)
+
+    monkeypatch.setattr(real_tracer, "_add_response_as_metadata", spy)
     wrapped = tracing.traced(handler)
-    assert wrapped is not handler and wrapped({"a": 1}, None) == {"echo": {"a": 1}}
-    assert captured == {"service": "timpush-modifier", "capture_response": False}
+    # the handler is wrapped by the real Tracer, answers as before, and its response is not recorded
+    assert wrapped is not handler and wrapped.__wrapped__ is handler  # type: ignore[attr-defined]
+    assert wrapped({"a": 1}, None) == {"echo": {"a": 1}}
+    assert [(r["method_name"], r["data"], r["capture_response"]) for r in recorded] == [
+        ("handler", {"echo": {"a": 1}}, False)]
+    assert real_tracer._config["service"] == "timpush-modifier"

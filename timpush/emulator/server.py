@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from handler.im import usersig
 from timpush.emulator import admin
+from timpush.emulator.clock import Clock
 from timpush.emulator.core import EmulatorCore, Reply, Request
 from timpush.emulator.faults import Fault
 from timpush.emulator.settings import EmulatorSettings
@@ -112,10 +113,11 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         faults: Iterable[Fault] = (),
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self._address = (host, port)
-        self._core = EmulatorCore(settings, faults)
+        self._core = EmulatorCore(settings, faults, clock)  # ``clock``: a test's own, shared with the client
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from handler.config import CLASS_NAMES
+from handler.deadletter.record import fingerprint
 from timpush.outcomes import (
     FAILED,
     NOT_SENT,
@@ -97,6 +98,7 @@ class Run:
         self.tally = Tally()
         self.listed: list[dict[str, Any]] = []
         self.looked = 0
+        self.moved_prints: set[str] = set()  # each record once per run, however often it was written
 
     def moved(self) -> int:
         kinds = (WOULD_MOVE,) if self.target is None else (SUCCEEDED, SUPERSEDED, FAILED)
@@ -114,7 +116,7 @@ class Run:
             for batch in self.source.batches():
                 room = None if self.filters.limit is None else self.filters.limit - self.moved()
                 chosen = [x for x in batch if self.filters.match(x.doc) and identity(x.doc or {}) not in produced]
-                chosen = chosen[:room]
+                chosen = self._once(chosen, room)
                 others = [x for x in batch if all(x is not c for c in chosen)]
                 self.count(others, SKIPPED)
                 self.source.leave(others)
@@ -125,6 +127,17 @@ class Run:
                     return
         finally:
             self.source.finish(self.target.held if self.target else ())
+
+    def _once(self, chosen: list[Letter], room: int | None) -> list[Letter]:
+        """Up to ``room`` chosen records not already moved in this run: a dead letter is written at least once
+        (DESIGN), so a copy is skipped, left in the source (a later run applies it again: already applied)."""
+        fresh: list[Letter] = []
+        for letter in chosen:
+            print_ = fingerprint(letter.doc or {})
+            if print_ not in self.moved_prints and (room is None or len(fresh) < room):
+                self.moved_prints.add(print_)
+                fresh.append(letter)
+        return fresh
 
     def _move(self, chosen: list[Letter]) -> None:
         if self.target is None:
