@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -157,7 +156,7 @@ def test_pacing_keeps_every_window_within_five(handler_env: Emulator) -> None:
         tasks = [add_task(emu, "All") for _ in range(3)]
         emu.clear_requests()
         # the modifier with this process's pacing at 5/s, on the virtual clock
-        config = replace(settings(), endpoint=emu.url)
+        config = settings()._replace(endpoint=emu.url)
         apps = registry_for(config, limiter_for=lambda _app: RateLimiter(5, clock=vt.mono, sleep=vt.sleep))
         modifier = Modifier(config, apps, sleep=vt.sleep, clock=vt.mono,
                             order=TaskOrder(MemoryStore(), clock=vt.wall, monotonic=vt.mono, sleep=vt.sleep))

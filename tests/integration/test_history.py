@@ -22,7 +22,7 @@ from handler.order.history import CAP, Draft, newest
 from handler.order.key import Stamp, TaskKey
 from handler.order.store import StoreMisconfigured, TaskStore
 from handler.order.task import TaskOrder
-from tests.support.homes import ALL, SHARED, Home, Homes, forget_clients
+from tests.support.homes import ALL, SHARED, Home, Homes, entered, forget_clients
 from tests.support.im import ADMIN, APP, KEY, add_task, get_task
 from tests.support.lambda_events import configure, failed_ids, http_event, sent_ms, sqs_event, sqs_record
 from timpush import cli
@@ -42,17 +42,8 @@ def homes() -> Iterator[Homes]:
         yield running
 
 
-def _entered(request: pytest.FixtureRequest, homes: Homes, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
-    """The home named by the fixture's param, emptied, its variables set for this test."""
-    chosen = homes.get(request.param)
-    for name, value in chosen.env.items():
-        monkeypatch.setenv(name, value)
-    yield chosen
-    forget_clients()
-
-
-home = pytest.fixture(params=ALL, name="home")(_entered)
-shared = pytest.fixture(params=SHARED, name="shared")(_entered)
+home = pytest.fixture(params=ALL, name="home")(entered)
+shared = pytest.fixture(params=SHARED, name="shared")(entered)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from handler.order.task import TaskOrder
 from handler.state import redis_store
 from handler.state.homes import open_store
 from tests.fakes.redis_server import free_port, redis_server
-from tests.support.homes import ALL, PASSWORD, SHARED, Home, Homes, forget_clients
+from tests.support.homes import ALL, PASSWORD, SHARED, Home, Homes, entered, forget_clients
 from tests.support.order_history import Change, Delivery, expected, histories, replay
 
 pytestmark = pytest.mark.integration
@@ -36,22 +36,8 @@ def homes() -> Iterator[Homes]:
         yield running
 
 
-@pytest.fixture(params=ALL)
-def home(request: pytest.FixtureRequest, homes: Homes, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
-    chosen = homes.get(request.param)
-    for name, value in chosen.env.items():
-        monkeypatch.setenv(name, value)
-    yield chosen
-    forget_clients()
-
-
-@pytest.fixture(params=SHARED)
-def shared(request: pytest.FixtureRequest, homes: Homes, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
-    chosen = homes.get(request.param)
-    for name, value in chosen.env.items():
-        monkeypatch.setenv(name, value)
-    yield chosen
-    forget_clients()
+home = pytest.fixture(params=ALL, name="home")(entered)
+shared = pytest.fixture(params=SHARED, name="shared")(entered)
 
 
 def test_the_lease_is_taken_and_the_state_returned_in_one_call(home: Home) -> None:

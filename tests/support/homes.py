@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from handler.order.store import TaskStore
 from handler.state import dynamodb as dynamo_store
@@ -87,6 +90,15 @@ class Homes:
 def forget_clients() -> None:
     dynamo_store.forget_client()
     redis_store.forget_clients()
+
+
+def entered(request: pytest.FixtureRequest, homes: Homes, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
+    """The body of a fixture parametrised by home name: the home, emptied, its variables set for the test."""
+    chosen = homes.get(request.param)
+    for name, value in chosen.env.items():
+        monkeypatch.setenv(name, value)
+    yield chosen
+    forget_clients()
 
 
 def _start(name: str) -> AbstractContextManager[Any]:
