@@ -128,8 +128,10 @@ class Modifier:
         state = _Attempt(app, identity, issued_at, caller_waiting=issue.caller_waiting)
         state.dropped = {name: LATER_ENTRY for name in modification.fields if name in later}  # as the order holds
         stamp = issue.stamp(issued_at, issue.pos)
+        keep = self.order.keeps_history  # the entry's fields only where a history is kept (a digest: some us)
         draft = Draft(TaskKey(app.sdkappid, modification.TaskID), stamp, issue.kind,
-                      history.fields_of(modification.SchedAt, modification.Content), _request_id())
+                      history.fields_of(modification.SchedAt, modification.Content) if keep else {},
+                      _request_id() if keep else None)
         return self._ordered(item, modification, state, later, draft, deadline)
 
     def _ordered(self, item: Item, mod: Modification, state: _Attempt, later: Mapping[str, Stamp], draft: Draft,

@@ -36,15 +36,14 @@ def loads(text: str) -> Any:
 
 def check_depth(value: Any) -> None:
     """``TooDeep`` when ``value`` (parsed JSON) nests more than ``MAX_DEPTH`` levels; walked without recursion."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:  # containers only: a leaf costs one isinstance (this runs on every direct payload)
         node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
-        if children is None:
-            continue
         if depth > MAX_DEPTH:
             raise TooDeep()
-        stack.extend((child, depth + 1) for child in children)
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
 
 
 def _no_constant(name: str) -> Any:

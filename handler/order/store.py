@@ -54,6 +54,7 @@ class StoreMisconfigured(StoreUnavailable):
 
 class TaskStore(Protocol):
     name: str
+    keeps_history: bool  # a shared home keeps each task's history; this process's memory only when asked (the demo)
 
     def lease(self, task: TaskKey, owner: str, until_ms: int, now_ms: int) -> TaskState:
         """Take the task's lease (free, expired, or already ``owner``'s) and return its state, or raise LeaseTaken."""

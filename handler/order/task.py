@@ -91,6 +91,7 @@ class TaskOrder:
         superseded change's entry is written. Raises TaskBusy when another modification holds the task past the
         wait, StoreUnavailable when the store cannot be reached.
         """
+        draft = draft if self.keeps_history else None
         later = later or {}
         held = {name: later[name] for name in fields if name in later}
         fields = [name for name in fields if name not in later]
@@ -135,7 +136,9 @@ class TaskOrder:
         """
         now = self._clock()
         expires_at = int(max(now, sched_at.timestamp() if sched_at else 0.0) + KEEP_AFTER.total_seconds())
-        entry = draft._replace(left_out=claim.left_out).entry(history.SUCCEEDED, 0, now) if draft else None
+        entry = None
+        if draft is not None and self.keeps_history:
+            entry = draft._replace(left_out=claim.left_out).entry(history.SUCCEEDED, 0, now)
         applied = dict.fromkeys(claim.kept, claim.stamp)
         try:
             self._steady(lambda: self.store.record(claim.task, claim.owner, applied, expires_at, entry), deadline)
@@ -149,9 +152,16 @@ class TaskOrder:
         if claim.leased:
             self._steady(lambda: self.store.release(claim.task, claim.owner), deadline)
 
+    @property
+    def keeps_history(self) -> bool:
+        """Whether the store keeps the tasks' histories (DESIGN: without a store there is no history)."""
+        return self.store.keeps_history
+
     def noted(self, task: TaskKey, draft: Draft, outcome: str, code: int) -> None:
         """Append a finished outcome's entry in a write of its own (a dead letter); never raises. The draft
         names what was left out (``Draft.left_out``)."""
+        if not self.keeps_history:
+            return
         now = self._clock()
         try:
             self.store.note(task, draft.entry(outcome, code, now), int(now + KEEP_AFTER.total_seconds()))

@@ -76,6 +76,8 @@ def forget_client() -> None:
 
 
 class DynamoStore:
+    keeps_history = True
+
     def __init__(self, table: str) -> None:
         self.table = table
         self.name = f"dynamodb:{table}"

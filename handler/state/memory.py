@@ -32,7 +32,9 @@ class _Entry:  # a plain class, not a dataclass: cheaper to build at a cold star
 class MemoryStore:
     name = "memory"
 
-    def __init__(self, max_tasks: int = MAX_TASKS) -> None:
+    def __init__(self, max_tasks: int = MAX_TASKS, keeps_history: bool = False) -> None:
+        # DESIGN "Task history": without a store there is no history; the demo turns it on for its own process
+        self.keeps_history = keeps_history
         self._tasks: OrderedDict[str, _Entry] = OrderedDict()
         self._histories: OrderedDict[str, deque[str]] = OrderedDict()
         self._max = max_tasks

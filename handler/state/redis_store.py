@@ -223,6 +223,8 @@ class _Home:
 class RedisStore(_Home):
     """The task store (``TaskStore``): order keys and the lease, as DynamoStore keeps them."""
 
+    keeps_history = True
+
     def lease(self, task: TaskKey, owner: str, until_ms: int, now_ms: int) -> TaskState:
         taken, until, *state = self._run("lease", task.pk, owner, until_ms, now_ms, until_ms // 1000 + LEASE_KEEP)
         if int(taken):

@@ -55,6 +55,7 @@ def emu(home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
                                 "IM_ADMIN": ADMIN, "DEAD_LETTER": f"file:{tmp_path / 'dead.jsonl'}",
                                 "IM_RATE_LIMIT": "0", "IM_MAX_ATTEMPTS": "1", **home.env})
         forget_clients()
+        runtime.runtime().modifier.order.store.keeps_history = True  # memory keeps one only when asked (the demo)
         yield running
     forget_clients()
     runtime.reset()
@@ -137,6 +138,7 @@ class NoHistory:
     def __init__(self, inner: TaskStore) -> None:
         self.inner = inner
         self.name = inner.name
+        self.keeps_history = True
 
     def lease(self, task: TaskKey, owner: str, until_ms: int, now_ms: int) -> Any:
         return self.inner.lease(task, owner, until_ms, now_ms)

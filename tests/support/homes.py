@@ -44,7 +44,8 @@ class Home:
     name: str
     env: dict[str, str] = field(default_factory=dict)  # IM_STATE_STORE and what a process needs beside it
     server: Any = None  # MotoDynamo, RedisServer or RedisCluster
-    _memory: tuple[MemoryStore, MemorySlots] = field(default_factory=lambda: (MemoryStore(), MemorySlots()))
+    _memory: tuple[MemoryStore, MemorySlots] = field(
+        default_factory=lambda: (MemoryStore(keeps_history=True), MemorySlots()))
 
     @property
     def spec(self) -> str:

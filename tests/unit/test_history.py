@@ -48,7 +48,7 @@ def test_the_worst_entry_stays_within_its_bound() -> None:
 
 
 def test_a_change_applied_by_itself_adds_no_entry_and_one_won_by_another_does() -> None:
-    store = MemoryStore()
+    store = MemoryStore(keeps_history=True)
     order = TaskOrder(store)
     mine, newer = Stamp(5, "sqs:a"), Stamp(6, "sqs:b")
     order.applied(order.claim(TASK, ("SchedAt",), mine, 1e12), None, Draft(TASK, mine, "sqs", {}))
@@ -75,7 +75,7 @@ def test_later_changes_name_the_entry_that_wins() -> None:
 
 
 def test_a_payload_entry_held_back_is_superseded_by_the_later_one() -> None:
-    store = MemoryStore()
+    store = MemoryStore(keeps_history=True)
     order = TaskOrder(store)
     mine, later = Stamp(5, "sqs:m"), Stamp(5, "sqs:m", pos=1)
     claim = order.claim(TASK, ("SchedAt",), mine, 1e12, {"SchedAt": later}, Draft(TASK, mine, "sqs", {}))
@@ -87,3 +87,17 @@ def test_a_payload_entry_held_back_is_superseded_by_the_later_one() -> None:
 def test_newest_reads_the_last_and_skips_what_does_not_parse() -> None:
     assert newest(['{"a": 1}', "not json", '{"a": 2}', '{"a": 3}'], 2) == [{"a": 2}, {"a": 3}]
     assert newest(['{"a": 1}'], 0) == []
+
+
+def test_without_a_store_there_is_no_history() -> None:
+    # Given the process's own memory, as the handler has it without IM_STATE_STORE (DESIGN "Task history")
+    store = MemoryStore()
+    order = TaskOrder(store)
+    mine, newer = Stamp(5, "sqs:a"), Stamp(6, "sqs:b")
+    # When a change succeeds, a later one supersedes an older, and a failure is dead-lettered
+    order.applied(order.claim(TASK, ("SchedAt",), newer, 1e12), None, Draft(TASK, newer, "sqs", {}))
+    order.claim(TASK, ("SchedAt",), mine, 1e12, draft=Draft(TASK, mine, "sqs", {}))
+    order.noted(TASK, Draft(TASK, mine, "sqs", {}), "dead_lettered", 90105)
+    # Then the order holds, and nothing was written to a history
+    assert store.lease(TASK, "look", 0, 0).applied["SchedAt"] == newer
+    assert store.history(TASK) == []

@@ -38,6 +38,8 @@ def begin(emu: Emulator, say: Say, late_events: Callable[[int], tuple[Event, Eve
     ``late_events(task)``: the demo's operator's PATCH and its queue message sent 5 minutes before."""
     from handler import lambda_handler, runtime
 
+    # Without IM_STATE_STORE there is no history (DESIGN); the demo keeps one in its own process to show it
+    runtime.runtime().modifier.order.store.keeps_history = True
     task = _create(emu)
     patch, late = late_events(task)
     direct = {"TaskID": task, "Type": "All", "Content": {"OfflinePushInfo": {"Title": "Launch day: doors at eleven",
