@@ -11,6 +11,7 @@ from handler import runtime
 from handler.deadletter import sqs as deadletter_sqs
 from tests.fakes.moto_server import MotoServer
 from tests.fakes.moto_sqs import MotoSqs, moto_sqs
+from tests.support.homes import ALL, SHARED, Homes, entered
 from tests.support.im import ADMIN, APP, KEY
 from timpush.emulator import Emulator, EmulatorSettings
 
@@ -80,3 +81,14 @@ def moto() -> Iterator[MotoServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def homes() -> Iterator[Homes]:
+    """Every home of the state store, started once per module (memory, moto's DynamoDB, Redis, a cluster)."""
+    with Homes() as running:
+        yield running
+
+
+home = pytest.fixture(params=ALL, name="home")(entered)  # each home in turn, emptied, its variables set
+shared = pytest.fixture(params=SHARED, name="shared")(entered)  # the shared homes only (not this process's memory)

@@ -43,11 +43,6 @@ SCHED = "2031-04-04 04:04:04"
 PK = f"rate#{APP}#modify_sched_task"
 
 
-@pytest.fixture(scope="module")
-def homes() -> Iterator[Homes]:
-    with Homes() as running:
-        yield running
-
 
 @pytest.fixture(params=SHARED)
 def home(request: pytest.FixtureRequest, homes: Homes) -> Home:

@@ -22,7 +22,7 @@ from handler.order.history import CAP, Draft, newest
 from handler.order.key import Stamp, TaskKey
 from handler.order.store import StoreMisconfigured, TaskStore
 from handler.order.task import TaskOrder
-from tests.support.homes import ALL, SHARED, Home, Homes, entered, forget_clients
+from tests.support.homes import Home, forget_clients
 from tests.support.im import ADMIN, APP, KEY, add_task, get_task
 from tests.support.lambda_events import configure, failed_ids, http_event, sent_ms, sqs_event, sqs_record
 from timpush import cli
@@ -36,14 +36,6 @@ OLD, NEW, NEWER = "2031-01-01 09:00:00", "2031-02-02 10:00:00", "2031-03-03 11:0
 LONG_TITLE = "A title that goes on for well over forty characters, to be cut"
 
 
-@pytest.fixture(scope="module")
-def homes() -> Iterator[Homes]:
-    with Homes() as running:
-        yield running
-
-
-home = pytest.fixture(params=ALL, name="home")(entered)
-shared = pytest.fixture(params=SHARED, name="shared")(entered)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from handler.order.task import TaskOrder
 from handler.state import redis_store
 from handler.state.homes import open_store
 from tests.fakes.redis_server import free_port, redis_server
-from tests.support.homes import ALL, PASSWORD, SHARED, Home, Homes, entered, forget_clients
+from tests.support.homes import PASSWORD, Home, Homes, forget_clients
 from tests.support.order_history import Change, Delivery, expected, histories, replay
 
 pytestmark = pytest.mark.integration
@@ -30,14 +30,6 @@ KEEP = NOW // 1000 + 28 * 86_400  # a success's expires_at
 PK = "rate#1400000001#modify_sched_task"
 
 
-@pytest.fixture(scope="module")
-def homes() -> Iterator[Homes]:
-    with Homes() as running:
-        yield running
-
-
-home = pytest.fixture(params=ALL, name="home")(entered)
-shared = pytest.fixture(params=SHARED, name="shared")(entered)
 
 
 def test_the_lease_is_taken_and_the_state_returned_in_one_call(home: Home) -> None:
