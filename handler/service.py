@@ -144,7 +144,7 @@ class Modifier:
         state.send = claim.kept
         state.dropped.update({name: won_by(stamp) for name, stamp in claim.won.items()})
         if not claim.kept:  # nothing newer to send: this change went through before, or newer ones won
-            return _already_applied(item, mod, state) if not state.dropped else _superseded(item, mod, state)
+            return _already_applied(item, mod, state) if claim.already_applied else _superseded(item, mod, state)
         try:
             outcome = self._send(item, mod, state, deadline)
         except BaseException:

@@ -19,11 +19,6 @@ from handler.model import ORDERED_FIELDS, Item, parse_issued_at
 from handler.order.key import Issue, Stamp
 
 
-def later_fields(items: Sequence[Item], issues: Sequence[Issue], only_app: int | None = None) -> list[frozenset[str]]:
-    """For each item, the ordered fields that a later item for the same task sets with a greater key."""
-    return [frozenset(later) for later in later_changes(items, issues, only_app)]
-
-
 def later_changes(items: Sequence[Item], issues: Sequence[Issue], only_app: int | None = None,
                   ) -> list[dict[str, Stamp]]:
     """For each item, the ordered fields that a later item for the same task sets with a greater key, each with

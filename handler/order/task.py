@@ -91,16 +91,14 @@ class TaskOrder:
         superseded change's entry is written. Raises TaskBusy when another modification holds the task past the
         wait, StoreUnavailable when the store cannot be reached.
         """
-        draft = draft if self.keeps_history else None
         later = later or {}
         held = {name: later[name] for name in fields if name in later}
         fields = [name for name in fields if name not in later]
         if not fields:
             claim = Claim(task, "", stamp, (), held=held)
-            self._superseded(claim, draft)
+            self._note(claim, draft, history.SUPERSEDED, SUPERSEDED)
             return claim
-        claim = self._claim(task, fields, stamp, deadline, held, draft)
-        return claim._replace(held=held) if held else claim
+        return self._claim(task, fields, stamp, deadline, held, draft)
 
     def _claim(self, task: TaskKey, fields: Sequence[str], stamp: Stamp, deadline: float,
                held: Mapping[str, Stamp], draft: Draft | None) -> Claim:
@@ -113,40 +111,29 @@ class TaskOrder:
                 state = self._steady(lambda: self.store.lease(task, owner, until_ms, round(self._clock() * 1000)),
                                      deadline)
             except LeaseTaken as taken:
-                claim = _decide(task, "", fields, stamp, taken.state)
+                claim = _decide(task, "", fields, stamp, taken.state, held)
                 if not claim.kept:  # older than what is applied: no need to wait for the holder
-                    self._superseded(claim._replace(held=held), draft)
+                    self._note(claim, draft, history.SUPERSEDED, SUPERSEDED)
                     return claim
                 if self._monotonic() + LEASE_POLL >= give_up:
                     raise TaskBusy(f"task {task.task_id} is being modified by another invocation") from None
                 self._sleep(LEASE_POLL * random.uniform(0.5, 1.5))  # noqa: S311 (jitter, not security)
                 continue
-            claim = _decide(task, owner, fields, stamp, state)
-            if not claim.kept:
-                self._release_superseded(claim._replace(held=held), owner, draft, deadline)
+            claim = _decide(task, owner, fields, stamp, state, held)
+            if not claim.kept:  # give the lease back, the superseded change's entry in the same write
+                entry = self._entry(claim, draft, history.SUPERSEDED, SUPERSEDED)
+                self._with_entry(claim, entry, lambda kept: self.store.release(task, owner, kept), deadline)
             return claim
 
     def applied(self, claim: Claim, sched_at: datetime | None, draft: Draft | None = None,
                 deadline: float = math.inf) -> None:
         """Record a success: the kept fields now carry this change's stamp; the lease is released; the entry
-        (given a ``draft``) is appended in the same write.
-
-        Transient store faults are tried again while a try can end before ``deadline`` (``faults.steady``). A
-        write that fails otherwise is made once more without the entry: the order never waits on its history.
-        """
+        (given a ``draft``) is appended in the same write."""
         now = self._clock()
         expires_at = int(max(now, sched_at.timestamp() if sched_at else 0.0) + KEEP_AFTER.total_seconds())
-        entry = None
-        if draft is not None and self.keeps_history:
-            entry = draft._replace(left_out=claim.left_out).entry(history.SUCCEEDED, 0, now)
         applied = dict.fromkeys(claim.kept, claim.stamp)
-        try:
-            self._steady(lambda: self.store.record(claim.task, claim.owner, applied, expires_at, entry), deadline)
-        except StoreUnavailable as exc:
-            if entry is None or exc.transient:
-                raise  # the store is out of reach: the order without the entry would fail the same way
-            history.not_written(claim.task, self.store.name, exc)
-            self._steady(lambda: self.store.record(claim.task, claim.owner, applied, expires_at), deadline)
+        self._with_entry(claim, self._entry(claim, draft, history.SUCCEEDED, 0),
+                         lambda kept: self.store.record(claim.task, claim.owner, applied, expires_at, kept), deadline)
 
     def release(self, claim: Claim, deadline: float = math.inf) -> None:
         if claim.leased:
@@ -168,33 +155,39 @@ class TaskOrder:
         except StoreUnavailable as exc:
             history.not_written(task, self.store.name, exc)
 
-    def _superseded(self, claim: Claim, draft: Draft | None) -> None:
+    def _note(self, claim: Claim, draft: Draft | None, outcome: str, code: int) -> None:
         """A change superseded without holding the lease: its entry in a write of its own."""
         if draft is not None and not claim.already_applied:
-            self.noted(claim.task, draft._replace(left_out=claim.left_out), history.SUPERSEDED, SUPERSEDED)
+            self.noted(claim.task, draft._replace(left_out=claim.left_out), outcome, code)
 
-    def _release_superseded(self, claim: Claim, owner: str, draft: Draft | None, deadline: float) -> None:
-        """Give back the lease of a change with nothing to send, its entry (given a draft) in the same write."""
-        if draft is None or claim.already_applied:
-            self._steady(lambda: self.store.release(claim.task, owner), deadline)
-            return
-        entry = draft._replace(left_out=claim.left_out).entry(history.SUPERSEDED, SUPERSEDED, self._clock())
+    def _entry(self, claim: Claim, draft: Draft | None, outcome: str, code: int) -> str | None:
+        """The entry ``claim``'s change leaves, or None: no history kept, no draft, or already applied (it has one)."""
+        if draft is None or not self.keeps_history or claim.already_applied:
+            return None
+        return draft._replace(left_out=claim.left_out).entry(outcome, code, self._clock())
+
+    def _with_entry(self, claim: Claim, entry: str | None, write: Callable[[str | None], None],
+                    deadline: float) -> None:
+        """``write(entry)``: transient store faults are tried again while a try can end before ``deadline``
+        (``faults.steady``); a write that fails otherwise is made once more without the entry, so the order
+        never waits on its history."""
         try:
-            self._steady(lambda: self.store.release(claim.task, owner, entry), deadline)
+            self._steady(lambda: write(entry), deadline)
         except StoreUnavailable as exc:
-            if exc.transient:
-                raise
+            if entry is None or exc.transient:
+                raise  # the store is out of reach: the order without the entry would fail the same way
             history.not_written(claim.task, self.store.name, exc)
-            self._steady(lambda: self.store.release(claim.task, owner), deadline)  # the lease without it, or raise
+            self._steady(lambda: write(None), deadline)
 
     def _steady(self, call: Callable[[], T], deadline: float) -> T:
         return steady(call, deadline, self._monotonic, self._sleep)
 
 
-def _decide(task: TaskKey, owner: str, fields: Sequence[str], stamp: Stamp, state: TaskState) -> Claim:
+def _decide(task: TaskKey, owner: str, fields: Sequence[str], stamp: Stamp, state: TaskState,
+            held: Mapping[str, Stamp]) -> Claim:
     key = stamp.key
     last = {name: state.applied[name] for name in fields if name in state.applied}
     won = {name: applied for name, applied in last.items() if applied.key > key}
     already = tuple(name for name, applied in last.items() if applied.key == key)
     kept = tuple(name for name in fields if name not in won and name not in already)
-    return Claim(task, owner, stamp, kept, won, already=already)
+    return Claim(task, owner, stamp, kept, won, held, already)

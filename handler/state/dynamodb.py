@@ -119,6 +119,7 @@ class DynamoStore:
                 self._raise_one(task, name, stamp)
             if entry is not None:
                 self.note(task, entry, expires_at)
+        self._forget(owner)
 
     def release(self, task: TaskKey, owner: str, entry: str | None = None) -> None:
         values: dict[str, Any] = {":o": {"S": owner}}
@@ -130,6 +131,12 @@ class DynamoStore:
         except _Lost:  # not ours any more: nothing to give back, but the entry still goes in
             if entry is not None:
                 self.note(task, entry, int(time.time()) + 86_400)
+        self._forget(owner)
+
+    def _forget(self, owner: str) -> None:
+        """The lease is given back: what it saw of the history is of no more use."""
+        with self._seen_lock:
+            self._seen.pop(owner, None)
 
     def note(self, task: TaskKey, entry: str, expires_at: int) -> None:
         """One write while the map has room; a second one, that trims, when it is full or missing."""
@@ -164,8 +171,8 @@ class DynamoStore:
     def _entry(self, owner: str, entry: str | None, values: dict[str, Any],
                ) -> tuple[list[str], list[str], dict[str, Any]]:
         """The SET and REMOVE parts that add ``entry`` and drop the oldest beyond CAP, as the lease saw them."""
-        with self._seen_lock:
-            seen = self._seen.pop(owner, [])
+        with self._seen_lock:  # kept until the write is made: a retried write (faults.steady) trims as well
+            seen = self._seen.get(owner, [])
         if entry is None:
             return [], [], {}
         values[":h"] = {"S": entry}

@@ -8,7 +8,7 @@ import pytest
 
 from handler.model import Item
 from handler.order.key import Issue, Stamp, TaskKey
-from handler.order.payload import later_fields
+from handler.order.payload import later_changes
 from handler.order.store import LeaseTaken
 from handler.order.task import LEASE_MARGIN, LEASE_WAIT, TaskBusy, TaskOrder
 from handler.sources import FINISH_RESERVE
@@ -138,7 +138,7 @@ PAYLOAD = Issue(datetime(2030, 6, 1, 8, 0, 0, tzinfo=UTC), "sqs:m1")
 
 
 def _later(items: list[Item], only_app: int | None = None, issue: Issue = PAYLOAD) -> list[frozenset[str]]:
-    return later_fields(items, [issue.entry(i) for i in range(len(items))], only_app)
+    return [frozenset(later) for later in later_changes(items, [issue.entry(i) for i in range(len(items))], only_app)]
 
 
 def test_a_later_entry_for_the_same_task_counts_as_newer() -> None:
