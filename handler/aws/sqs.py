@@ -17,14 +17,14 @@ from datetime import datetime
 from typing import Any
 
 from handler.compat import UTC
-from handler.deadletter.record import DeadLetterError, Source, issued_at_attribute, record, redrive_count
+from handler.deadletter.record import DeadLetterError, Source, issued_at_attribute, redrive_count
 from handler.model import Item, loads, split_payload
 from handler.observability import logger
 from handler.order.key import Issue, text_id
 from handler.order.travel import carried_issue, queue_order
-from handler.outcome import DEAD_LETTERED, RETRY, Outcome, report_all
+from handler.outcome import RETRY, Outcome, report_all
 from handler.runtime import Runtime
-from handler.sources import MalformedEvent
+from handler.sources import MalformedEvent, direct
 from handler.sources.times import platform_time
 
 # What Lambda puts in every SQS record, and its type; a record without one of them was made by hand.
@@ -144,16 +144,10 @@ def _handle_message(message: SQSRecord, runtime: Runtime, deadline: float) -> No
 def _finish(body: str, items: list[Item], outcomes: list[Outcome], source: Source, runtime: Runtime,
             redrives: int) -> None:
     """Dead-letter what failed. A lone modification keeps the body exactly as SQS delivered it."""
-    failed = [o for o in outcomes if o.failed]
-    docs = [record(o, source, redrives=redrives) for o in failed]
-    if len(items) == 1 and docs:
-        docs[0]["raw"] = body
     try:
-        runtime.dead_letters.send(docs)
+        direct.finish(outcomes, source, runtime, body if len(items) == 1 else None, redrives)
     except DeadLetterError as exc:  # logged with its records by send: the message stays in its queue
         raise RetryLater(str(exc)) from exc
-    runtime.modifier.dead_lettered(outcomes)  # their entries in their tasks' histories
-    report_all(outcomes, DEAD_LETTERED, source.as_dict())
 
 
 def issue_of(message: SQSRecord) -> Issue:

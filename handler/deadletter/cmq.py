@@ -32,10 +32,10 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
-from urllib3.util import Timeout
 
 from handler.config import ConfigError
 from handler.im.client import scrub
+from handler.im.client import timeouts as bounded  # connect and read capped by the time left
 
 PATH = "/v2/index.php"
 ENDPOINT_VAR = "TENCENTCLOUD_TDMQ_ENDPOINT"
@@ -182,12 +182,6 @@ class CmqQueue:
             signed["Token"] = self._token
         signed["Signature"] = signature(self._key, self._host, signed)
         return signed
-
-
-def bounded(left: float, read_timeout: float) -> Timeout:
-    """Timeouts that end a call within ``left`` seconds: connect and read each capped by it, and both together."""
-    left = max(left, 0.001)
-    return Timeout(connect=min(CONNECT_TIMEOUT, left), read=min(read_timeout, left), total=left)
 
 
 def _cause(exc: requests.RequestException) -> str:

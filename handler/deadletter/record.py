@@ -124,7 +124,11 @@ def fingerprint(doc: Mapping[str, Any]) -> str:
     id and redrive count. The SQS sink's deduplication id, so a FIFO dead-letter queue drops a second write."""
     source = doc.get("source")
     source_id = source.get("id") if isinstance(source, Mapping) else None
-    parts = (doc.get("raw"), doc["error"]["code"], source_id, redrives_of(doc))
+    return digest(doc.get("raw"), doc["error"]["code"], source_id, redrives_of(doc))
+
+
+def digest(*parts: object) -> str:
+    """sha256 hex of the parts as JSON, 64 characters: a record's fingerprint, an SQS deduplication id."""
     return hashlib.sha256(json.dumps(parts, ensure_ascii=False, default=str).encode("utf-8")).hexdigest()
 
 

@@ -8,7 +8,6 @@ a ``QueueError`` (a ``DeadLetterError``) naming the queue and a count, never a m
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -28,9 +27,11 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from handler.deadletter.record import ISSUED_AT_ATTRIBUTE, REDRIVES_ATTRIBUTE, DeadLetterError, redrives_of
+from handler.deadletter.record import ISSUED_AT_ATTRIBUTE, REDRIVES_ATTRIBUTE, DeadLetterError, digest, redrives_of
 from handler.deadletter.record import fingerprint as record_fingerprint
 from handler.order.travel import key_attributes
+
+fingerprint = digest  # a deduplication id from parts (SQS allows 128 characters): the sink's and send's
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -113,11 +114,6 @@ def _region_of(url: str) -> str | None:
 
 def is_fifo(url: str) -> bool:
     return url.rstrip("/").endswith(".fifo")
-
-
-def fingerprint(*parts: object) -> str:
-    """A deduplication id derived from the parts: sha256 hex, 64 characters (SQS allows 128)."""
-    return hashlib.sha256(json.dumps(parts, ensure_ascii=False, default=str).encode("utf-8")).hexdigest()
 
 
 def task_id_of(doc: Mapping[str, Any]) -> str | None:

@@ -90,9 +90,10 @@ class Credentials(NamedTuple):  # not a dataclass: cheaper to build at a cold st
 
 def timeouts(left: float, read: float = READ_TIMEOUT) -> Timeout:
     """An attempt's timeouts when ``left`` seconds remain: connect and read each capped by it, and the two
-    together too (urllib3 gives the read what the connect left of ``total``), so the attempt ends within it."""
+    together too (urllib3 gives the read what the connect left of ``total``), so the attempt ends within it.
+    Any HTTP call that must end by a deadline takes these (the CMQ data-flow client too)."""
     left = max(left, 0.001)  # urllib3 takes 0 as "no wait at all", which is also what is meant
-    return Timeout(connect=min(CONNECT_TIMEOUT, left), read=min(read, READ_TIMEOUT, left), total=left)
+    return Timeout(connect=min(CONNECT_TIMEOUT, left), read=min(read, left), total=left)
 
 
 def call(base: str, api: str, body: dict[str, Any], creds: Credentials, left: float = ATTEMPT_TIME,

@@ -18,14 +18,13 @@ from datetime import datetime
 
 from handler.compat import UTC
 from handler.deadletter.cmq import CONNECT_TIMEOUT, CmqError, CmqQueue
-from handler.deadletter.record import DeadLetterError, Source, parse_tdmq_target, record, redrives_of
+from handler.deadletter.record import DeadLetterError, Source, parse_tdmq_target, redrives_of
 from handler.im.codes import ErrorClass
 from handler.model import split_payload
 from handler.observability import logger
 from handler.order.travel import issue_of_record
-from handler.outcome import DEAD_LETTERED, report_all
 from handler.runtime import Runtime
-from handler.sources import maintenance
+from handler.sources import direct, maintenance
 from handler.sources.maintenance import RECEIVE_WAIT, Due, Letter, QueueUnreachable, Summary
 
 SCHEME = "tdmq-cmq:"
@@ -90,12 +89,9 @@ class ApplyNow:
             # the change's whole order key, as it travelled; its history names the redrive that brought it back
             issue = issue_of_record(doc, datetime.now(UTC))._replace(source="redrive")
             outcomes = self._runtime.modifier.apply_all(split_payload(doc["raw"]), deadline, issue)
-            failures = [record(o, source, redrives=redrives_of(doc) + 1) for o in outcomes if o.failed]
             try:
-                self._runtime.dead_letters.send(failures)
+                direct.finish(outcomes, source, self._runtime, redrives=redrives_of(doc) + 1)
             except DeadLetterError as exc:  # the original stays; the queue that would keep it is out of reach
                 raise QueueUnreachable(self._name, f"a new dead letter could not be written ({exc})") from None
-            self._runtime.modifier.dead_lettered(outcomes)  # their entries in their tasks' histories
-            report_all(outcomes, DEAD_LETTERED, source.as_dict())
-            summary["failed_again"] += bool(failures)
+            summary["failed_again"] += any(o.failed for o in outcomes)
         return [letter for letter, _ in due]

@@ -33,9 +33,11 @@ def apply(payload: Any, source: Source, runtime: Runtime, deadline: float, raw: 
     return outcomes
 
 
-def finish(outcomes: list[Outcome], source: Source, runtime: Runtime, raw: str | None = None) -> None:
-    """Dead-letter every failure, then log each outcome; raises DeadLetterError, so the payload is kept."""
-    docs = [record(o, source) for o in outcomes if o.failed]
+def finish(outcomes: list[Outcome], source: Source, runtime: Runtime, raw: str | None = None,
+           redrives: int = 0) -> None:
+    """Dead-letter every failure (``redrives``: how often its body went back to be applied again), write their
+    tasks' history entries, then log each outcome; raises DeadLetterError, so the payload is kept."""
+    docs = [record(o, source, redrives=redrives) for o in outcomes if o.failed]
     if raw is not None:
         for doc in docs:
             doc["raw"] = raw

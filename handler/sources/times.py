@@ -16,6 +16,7 @@ from typing import Final
 from handler.compat import UTC
 from handler.model import parse_issued_at
 from handler.observability import logger
+from handler.order.key import text_id
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 EARLIEST: Final = datetime(2000, 1, 1, tzinfo=UTC)
@@ -64,4 +65,4 @@ def _shown(value: object) -> str:
     text = value if isinstance(value, str) else repr(value) if isinstance(value, int | float) else (
         f"a JSON {type(value).__name__}")
     text = text if len(text) <= SHOWN_MAX else text[: SHOWN_MAX - 1] + "…"
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text_id(text)
