@@ -107,11 +107,6 @@ def issued_at_attribute(message_attributes: Mapping[str, Any] | None) -> datetim
     return issued_time(attribute_text(message_attributes, ISSUED_AT_ATTRIBUTE))
 
 
-def issued_at_of(doc: Mapping[str, Any]) -> datetime | None:
-    """The ``issued_at`` of a dead-letter record, None when absent or unreadable (an older record)."""
-    return issued_time(doc.get("issued_at"))
-
-
 def redrives_of(doc: Mapping[str, Any]) -> int:
     """The ``redrives`` of a dead-letter record (absent = 0)."""
     value = doc.get("redrives", 0)

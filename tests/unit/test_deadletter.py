@@ -275,7 +275,8 @@ def test_client_error_becomes_dead_letter_error(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_issued_at_travels_with_the_record_and_back_to_the_work_queue() -> None:
-    from handler.deadletter.record import issued_at_attribute, issued_at_of
+    from handler.deadletter.record import issued_at_attribute
+    from handler.order.travel import issued_time
 
     when = datetime(2030, 5, 31, 23, 59, 58, 250_000, tzinfo=UTC)
     doc = record(_outcome()._replace(issued_at=when), Source("sqs", "m1"))
@@ -284,16 +285,17 @@ def test_issued_at_travels_with_the_record_and_back_to_the_work_queue() -> None:
     # a record without the rest of its key (one written before it travelled): its id was sqs:MESSAGE_ID
     assert dict(deadletter_sqs.work_message(doc).attributes) == {
         "Redrives": 1, "IssuedAt": "2030-05-31T23:59:58.250Z", "IssuedBy": "sqs:m1", "IssuedSeq": "0", "IssuedPos": 0}
-    assert issued_at_of(doc) == when
+    assert issued_time(doc["issued_at"]) == when
     assert issued_at_attribute({"IssuedAt": {"stringValue": doc["issued_at"], "dataType": "String"}}) == when
     assert issued_at_attribute({"IssuedAt": {"StringValue": doc["issued_at"], "DataType": "String"}}) == when
 
 
 @pytest.mark.parametrize("value", [None, 5, "", "yesterday", "2030-05-31T23:59:58", "2030-05-31 23:59:58Z"])
 def test_an_unreadable_issued_at_is_no_issue_time(value: object) -> None:
-    from handler.deadletter.record import issued_at_attribute, issued_at_of
+    from handler.deadletter.record import issued_at_attribute
+    from handler.order.travel import issued_time
 
-    assert issued_at_of({"issued_at": value}) is None
+    assert issued_time(value) is None
     assert issued_at_attribute({"IssuedAt": {"stringValue": value}}) is None
 
 
