@@ -31,7 +31,7 @@ SEND_ATTEMPTS = 3  # tries per batch, the first included
 RETRY_PAUSE = 0.5  # seconds before the second try (doubles each time)
 
 # SQS error codes and botocore errors that no retry will cure: the run stops at the first
-_PERMANENT = {
+PERMANENT = {  # in words; send, redrive and timpush check read it
     "AWS.SimpleQueueService.NonExistentQueue": "no such queue",
     "QueueDoesNotExist": "no such queue",
     "AccessDenied": "access denied", "AccessDeniedException": "access denied",
@@ -123,12 +123,12 @@ def _cause_name(exc: BaseException) -> str:
 
 
 def is_permanent(exc: QueueError) -> bool:
-    return _cause_name(exc) in _PERMANENT
+    return _cause_name(exc) in PERMANENT
 
 
 def explain(name: str, exc: QueueError) -> str:
     cause = _cause_name(exc)
-    return f"{name}: {_PERMANENT[cause]} ({cause})" if cause in _PERMANENT else str(exc)
+    return f"{name}: {PERMANENT[cause]} ({cause})" if cause in PERMANENT else str(exc)
 
 
 # --- Ctrl-C: the batch in flight finishes ----------------------------------------------------------

@@ -10,7 +10,6 @@ successful UpdateItem on an empty item does (``{}``). ``seen`` counts the reques
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -44,13 +43,7 @@ class FaultyDynamo(LoopbackServer):
                     self.reply_json({})
                     return
                 code, status = answer
-                payload = json.dumps({"__type": f"{SERVICE}#{code}", "message": "scripted by the test"}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/x-amz-json-1.0")
-                self.send_header("Content-Length", str(len(payload)))
-                self.send_header("Connection", "close")
-                self.close_connection = True
-                self.end_headers()
-                self.wfile.write(payload)
+                self.reply_json({"__type": f"{SERVICE}#{code}", "message": "scripted by the test"}, status,
+                                "application/x-amz-json-1.0")
 
         return Handler

@@ -13,10 +13,10 @@ class JsonHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
 
-    def reply_json(self, document: Any) -> None:
+    def reply_json(self, document: Any, status: int = 200, content_type: str = "application/json") -> None:
         payload = json.dumps(document).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Connection", "close")  # no pooled connection outlives stop()
         self.close_connection = True

@@ -13,7 +13,6 @@ SECRET_FIX = " ".join((  # noqa: S105 (a sentence, not a password)
     "secretsmanager:GetSecretValue, ssm:GetParameter (with kms:Decrypt), or Tencent SSM GetSecretValue",
     "(docs/secrets.md)"))
 USERSIG_FIX = "the key must be the app's key from the IM console (Basic Configuration), as text, without spaces"
-CHECK_EXPIRE = 86_400  # seconds: the validity the handler's own UserSig cache asks for
 
 
 def app_checks(settings: Settings) -> Iterator[Line]:
@@ -39,7 +38,7 @@ def _usersig(sdkappid: int, admin: str, key: str) -> Line:
 
     what = f"UserSig for SDKAppID {sdkappid}"
     try:
-        verify(generate(sdkappid, key, admin, CHECK_EXPIRE), sdkappid, admin, key)
+        verify(generate(sdkappid, key, admin), sdkappid, admin, key)  # the validity the handler's cache asks for
     except (UserSigError, ValueError, TypeError) as exc:
         return failed(what, f"could not be made ({exc})", USERSIG_FIX)
     return passed(what, f"generated and verified locally for admin {admin!r} (the server is not asked)")

@@ -51,16 +51,16 @@ def _queue(what: str, url: str) -> Line:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from handler.deadletter.sqs import client_for
-    from timpush.runctl import _PERMANENT
+    from timpush.runctl import PERMANENT
 
     try:
         answer = client_for(url).get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
-        return failed(what, _PERMANENT.get(code, f"refused ({code})"), _queue_fix(code))
+        return failed(what, PERMANENT.get(code, f"refused ({code})"), _queue_fix(code))
     except BotoCoreError as exc:
         code = type(exc).__name__
-        return failed(what, _PERMANENT.get(code, "could not be reached"), _queue_fix(code))
+        return failed(what, PERMANENT.get(code, "could not be reached"), _queue_fix(code))
     arn = answer.get("Attributes", {}).get("QueueArn", "")
     return passed(what, f"reachable ({arn or 'the queue answers'}; nothing sent)")
 

@@ -29,9 +29,8 @@ from timpush.outcomes import (
     Tally,
     print_summary,
 )
-from timpush.outcomes import print_table as print_table  # re-exported: timpush tasks prints with it
 from timpush.redrive.sources import FileSource, Letter, QueueSource, SourceLike
-from timpush.redrive.targets import DirectTarget, QueueTarget, TargetLike, identity
+from timpush.redrive.targets import DirectTarget, QueueTarget, TargetLike
 from timpush.runctl import (
     WITHOUT_STORE,
     WITHOUT_STORE_HELP,
@@ -45,7 +44,7 @@ from timpush.runctl import (
     store_flag_problem,
 )
 
-__all__ = ["Letter", "SourceLike", "Usage", "handler_runtime", "print_table", "run"]
+__all__ = ["Letter", "SourceLike", "Usage", "handler_runtime", "run"]
 
 LIST_MAX = 50  # records listed one by one in a dry run
 WOULD_MOVE = "would move"
@@ -111,12 +110,10 @@ class Run:
 
     def go(self, progress: Progress) -> None:
         """Move what matches; the source is settled on every way out."""
-        produced = self.target.produced if self.target else set()
         try:
             for batch in self.source.batches():
                 room = None if self.filters.limit is None else self.filters.limit - self.moved()
-                chosen = [x for x in batch if self.filters.match(x.doc) and identity(x.doc or {}) not in produced]
-                chosen = self._once(chosen, room)
+                chosen = self._once([x for x in batch if self.filters.match(x.doc)], room)
                 others = [x for x in batch if all(x is not c for c in chosen)]
                 self.count(others, SKIPPED)
                 self.source.leave(others)
@@ -129,12 +126,15 @@ class Run:
             self.source.finish(self.target.held if self.target else ())
 
     def _once(self, chosen: list[Letter], room: int | None) -> list[Letter]:
-        """Up to ``room`` chosen records not already moved in this run: a dead letter is written at least once
-        (DESIGN), so a copy is skipped, left in the source (a later run applies it again: already applied)."""
+        """Up to ``room`` chosen records not already moved in this run, nor written by it (a direct target's new
+        dead letter routed back to the queue being read): a dead letter is written at least once (DESIGN), so a
+        copy is skipped, left in the source (a later run applies it again: already applied)."""
+        produced = self.target.produced if self.target else set()
         fresh: list[Letter] = []
         for letter in chosen:
             print_ = fingerprint(letter.doc or {})
-            if print_ not in self.moved_prints and (room is None or len(fresh) < room):
+            seen = print_ in self.moved_prints or print_ in produced
+            if not seen and (room is None or len(fresh) < room):
                 self.moved_prints.add(print_)
                 fresh.append(letter)
         return fresh

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from handler.compat import UTC
-from handler.deadletter.record import DeadLetterError, Source, record, redrives_of
+from handler.deadletter.record import DeadLetterError, Source, fingerprint, record, redrives_of
 from handler.order.travel import issue_of_record
 from timpush.outcomes import FAILED, NOT_SENT, SUCCEEDED, SUPERSEDED
 from timpush.redrive.sources import BATCH
@@ -36,7 +36,7 @@ class QueueTarget:
 
         self.queue = Queue(url)
         self.held: list[dict[str, Any]] = []
-        self.produced: set[tuple[str, int]] = set()
+        self.produced: set[str] = set()  # none: what it sends goes to the work queue, not back to the source
 
     def submit(self, docs: Sequence[dict[str, Any]], note: Note) -> list[str]:
         from handler.deadletter.sqs import work_message
@@ -61,7 +61,7 @@ class DirectTarget:
         self.runtime = runtime
         self.source_spec = source_spec
         self.held: list[dict[str, Any]] = []
-        self.produced: set[tuple[str, int]] = set()
+        self.produced: set[str] = set()  # the fingerprints of what this run wrote back to the source
 
     def submit(self, docs: Sequence[dict[str, Any]], note: Note) -> list[str]:
         return [self._apply(doc, note) for doc in docs]
@@ -91,7 +91,7 @@ class DirectTarget:
         for failure in (r for r, b in zip(failures, back, strict=True) if b):
             if hold:
                 self.held.append(failure)
-            self.produced.add(identity(failure))
+            self.produced.add(fingerprint(failure))
 
     def _routes_to_source(self, doc: dict[str, Any]) -> bool:
         spec = self.runtime.dead_letters.route(doc["error"]["code"], doc["error"]["class"])
@@ -115,14 +115,10 @@ def _task_id(doc: dict[str, Any]) -> object:
     return request.get("TaskID") if isinstance(request, dict) else None
 
 
-def identity(doc: dict[str, Any]) -> tuple[str, int]:
-    return str(doc["raw"]), redrives_of(doc)
-
-
 class TargetLike(Protocol):
     batch: int
     held: list[dict[str, Any]]
-    produced: set[tuple[str, int]]
+    produced: set[str]
 
     def submit(self, docs: Sequence[dict[str, Any]], note: Note) -> list[str]: ...
 
